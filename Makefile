@@ -1,0 +1,107 @@
+# Switchboard - plain make.  `make run` and `make test` are the two commands a
+# newcomer needs; both install what is missing first (scripts/deps.sh).
+#
+#   make            build build/switchboard (and the test app server)
+#   make run        install deps, build, start the service on the embedded defaults
+#   make test       install deps, build, unit + integration tests, then the whole
+#                   suite again under ASan+UBSan, then a short fuzz smoke run
+#   make bench      benchmarks (bench/)
+#   make fuzz       longer libFuzzer runs of every fuzz target
+#   make format     clang-format the sources
+#
+# SANITIZE=address,undefined BUILD=build/asan builds an instrumented tree.
+
+BUILD    ?= build
+CC       ?= cc
+SANITIZE ?=
+OPT      ?= -O2
+PKGS      = libuv jansson msgpack libcrypto libssl sqlite3 libcurl
+CFLAGS_BASE = -std=gnu17 -Wall -Wextra -Wstrict-prototypes -Wno-unused-parameter -Werror -g -D_GNU_SOURCE \
+              -Isrc $(shell pkg-config --cflags $(PKGS))
+LIBS      = $(shell pkg-config --libs $(PKGS)) -lhttp_parser -lpthread -lm
+ifneq ($(SANITIZE),)
+  SANFLAGS = -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+  OPT      = -O1
+endif
+CFLAGS   += $(CFLAGS_BASE) $(OPT) $(SANFLAGS)
+LDFLAGS  += $(SANFLAGS)
+
+LIB_SRCS  := $(shell find src -name '*.c' ! -name main.c | sort)
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+APP_SRCS  := $(sort $(wildcard appserver/*.c))
+APP_OBJS  := $(APP_SRCS:%.c=$(BUILD)/obj/%.o)
+DEPS      := $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d)
+
+.PHONY: all run test unit integration asan fuzz fuzz-smoke bench deps format clean
+all: $(BUILD)/switchboard $(BUILD)/switchboard-appserver $(TOOL_BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libswitchboard.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/switchboard: $(BUILD)/obj/src/main.o $(BUILD)/libswitchboard.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# The reference app server (default mode): speaks the service protocol through the project's own codec.
+$(BUILD)/switchboard-appserver: $(APP_OBJS) $(BUILD)/libswitchboard.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libswitchboard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libswitchboard.a $(LDFLAGS) $(LIBS) -lcmocka
+
+$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libswitchboard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libswitchboard.a $(LDFLAGS) $(LIBS)
+
+deps:
+	@scripts/deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/switchboard serve
+
+unit: $(UNIT_BINS)
+	@scripts/run-unit.sh $(UNIT_BINS)
+
+integration: all
+	@SWITCHBOARD_BIN=$(abspath $(BUILD)/switchboard) SWITCHBOARD_APPSERVER=$(abspath $(BUILD)/switchboard-appserver) \
+	    SWITCHBOARD_TOOLS=$(abspath $(BUILD)/tools) \
+	    scripts/run-integration.sh
+
+# The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined unit integration
+
+fuzz-smoke:
+	@scripts/fuzz.sh smoke $(FUZZ_SRCS)
+
+fuzz:
+	@scripts/fuzz.sh long $(FUZZ_SRCS)
+
+test: deps
+	@$(MAKE) --no-print-directory all unit integration
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@echo "make test: all stages passed"
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bench/run.sh
+
+format:
+	clang-format -i $$(find src tests/unit tests/tools fuzz bench -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(DEPS)

@@ -1,0 +1,268 @@
+/*
+ * conn.c - accepted sockets: reading, the coalesced write path, closing.
+ * See conn.h for the lifetime rules.
+ *
+ * Reads go into c->in and are handed to the current protocol (HTTP parser,
+ * WebSocket framing, or - for SSE and parked long polls - only end-of-stream
+ * detection).  Writes are queued and flushed once per loop turn from a
+ * uv_check handle: every queued buffer of a connection goes out in one
+ * uv_try_write/uv_write of up to IOV batch entries.
+ */
+#include "net/conn.h"
+
+#include <string.h>
+
+#include "net/http.h"
+#include "net/ws.h"
+#include "server.h"
+#include "signalr/client.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define IOV_BATCH 64
+#define READ_CHUNK 65536
+/* Input held while an asynchronous answer is pending (pipelined requests, a client that keeps sending). */
+#define MAX_HELD_INPUT (256 * 1024)
+
+typedef struct write_req {
+    uv_write_t req;
+    sb_conn *conn;
+    size_t n;
+    size_t bytes;
+    sb_shbuf *bufs[IOV_BATCH];
+} write_req;
+
+static void on_close(uv_handle_t *h) {
+    sb_conn *c = h->data;
+    sb_outq_clear(&c->out);
+    sb_buf_free(&c->in);
+    if (c->http) {
+        sb_http_parser_free(c->http);
+        sb_free(c->http);
+    }
+    if (c->ws) {
+        sb_ws_parser_free(c->ws);
+        sb_free(c->ws);
+    }
+    sb_free(c->origin);
+    sb_free(c);
+}
+
+void sb_conn_close(sb_conn *c) {
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->write_pending) {
+        sb_list_remove(&c->pending_link);
+        c->write_pending = 0;
+    }
+    sb_list_remove(&c->all_link);
+    if (c->client) {
+        sb_client *cl = c->client;
+        c->client = NULL;
+        sb_client_transport_lost(cl, c);
+    }
+    if (c->on_lost)
+        c->on_lost(c);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+}
+
+void sb_conn_close_after_flush(sb_conn *c) {
+    if (c->closing)
+        return;
+    c->close_after_flush = 1;
+    if (!c->out.bytes && !c->inflight)
+        sb_conn_close(c);
+    else
+        uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+static void mark_pending(sb_conn *c) {
+    if (!c->write_pending && !c->closing) {
+        c->write_pending = 1;
+        sb_list_insert_tail(&c->srv->pending_writes, &c->pending_link);
+    }
+}
+
+int sb_conn_write(sb_conn *c, sb_shbuf *b) {
+    if (c->closing)
+        return SB_ECLOSED;
+    if (sb_conn_backlog(c) + b->len > (size_t)c->srv->cfg.max_output_queue_bytes && sb_conn_backlog(c) > 0)
+        return SB_ENOSPC;
+    sb_outq_push(&c->out, b);
+    mark_pending(c);
+    return SB_OK;
+}
+
+void sb_conn_write_copy(sb_conn *c, const void *p, size_t n) {
+    if (c->closing)
+        return;
+    sb_shbuf *b = sb_shbuf_from(p, n);
+    sb_outq_push(&c->out, b);
+    sb_shbuf_unref(b);
+    mark_pending(c);
+}
+
+static void flush(sb_conn *c);
+
+static void on_write(uv_write_t *req, int status) {
+    write_req *w = (write_req *)req;
+    sb_conn *c = w->conn;
+    for (size_t i = 0; i < w->n; i++)
+        sb_shbuf_unref(w->bufs[i]);
+    c->inflight -= w->bytes;
+    sb_free(w);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        sb_conn_close(c);
+        return;
+    }
+    if (c->out.bytes)
+        flush(c);
+    else if (c->close_after_flush && !c->inflight)
+        sb_conn_close(c);
+}
+
+static void flush(sb_conn *c) {
+    while (c->out.count && !c->closing) {
+        uv_buf_t iov[IOV_BATCH];
+        size_t n = c->out.count < IOV_BATCH ? c->out.count : IOV_BATCH, total = 0;
+        for (size_t i = 0; i < n; i++) {
+            sb_shbuf *b = sb_outq_at(&c->out, i);
+            size_t off = i == 0 ? c->out.off : 0;
+            iov[i] = uv_buf_init(b->data + off, (unsigned)(b->len - off));
+            total += b->len - off;
+        }
+        /* Try the kernel first: most writes complete at once and need no request. */
+        if (!c->inflight) {
+            int wr = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
+            if (wr > 0) {
+                sb_outq_consume(&c->out, (size_t)wr);
+                if ((size_t)wr == total)
+                    continue;
+                /* partial: hand the rest to uv_write below */
+                continue;
+            }
+            if (wr < 0 && wr != UV_EAGAIN && wr != UV_ENOSYS) {
+                sb_conn_close(c);
+                return;
+            }
+        }
+        write_req *w = sb_malloc(sizeof(*w));
+        w->conn = c;
+        w->n = n;
+        w->bytes = total;
+        for (size_t i = 0; i < n; i++)
+            w->bufs[i] = sb_shbuf_ref(sb_outq_at(&c->out, i));
+        /* the iov already points at the right offsets; the queue forgets these bytes now */
+        sb_outq_consume(&c->out, total);
+        c->inflight += total;
+        int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, iov, (unsigned)n, on_write);
+        if (rc < 0) {
+            for (size_t i = 0; i < n; i++)
+                sb_shbuf_unref(w->bufs[i]);
+            c->inflight -= total;
+            sb_free(w);
+            sb_conn_close(c);
+            return;
+        }
+        return; /* the rest (if any) goes out from on_write */
+    }
+    if (!c->closing && c->close_after_flush && !c->inflight && !c->out.bytes)
+        sb_conn_close(c);
+}
+
+void sb_conn_flush_pending(sb_server *srv) {
+    while (!sb_list_empty(&srv->pending_writes)) {
+        sb_conn *c = sb_container_of(srv->pending_writes.next, sb_conn, pending_link);
+        sb_list_remove(&c->pending_link);
+        c->write_pending = 0;
+        if (!c->inflight)
+            flush(c);
+    }
+}
+
+/*
+ * One read buffer for the whole loop: libuv calls alloc and read back to back
+ * on this thread, so idle connections hold no receive buffer at all (memory
+ * per idle connection matters at tens of thousands of sockets).  Bytes a
+ * handler leaves unconsumed are kept in c->in, which shrinks back when empty.
+ */
+static char read_buf[READ_CHUNK];
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    buf->base = read_buf;
+    buf->len = sizeof read_buf;
+}
+
+static void shrink_input(sb_conn *c) {
+    if (!c->closing && c->in.len == 0 && c->in.cap > 4096)
+        sb_buf_free(&c->in);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    sb_conn *c = s->data;
+    if (c->closing)
+        return;
+    if (nread < 0) {
+        sb_conn_close(c);
+        return;
+    }
+    if (nread == 0)
+        return;
+    sb_buf_append(&c->in, buf->base, (size_t)nread);
+    c->last_read_ms = sb_now_ms(c->srv);
+    switch (c->kind) {
+    case SB_CONN_HTTP:
+        if (c->busy) {
+            if (c->in.len > MAX_HELD_INPUT)
+                sb_conn_close(c);
+            return;
+        }
+        sb_http_on_data(c);
+        shrink_input(c);
+        break;
+    case SB_CONN_WS:
+        sb_ws_on_data(c);
+        shrink_input(c);
+        break;
+    case SB_CONN_SSE:
+    case SB_CONN_LP:
+        /* the client sends nothing on these sockets; hold a little, refuse a flood */
+        if (c->in.len > MAX_HELD_INPUT)
+            sb_conn_close(c);
+        break;
+    }
+}
+
+void sb_conn_accept(sb_server *srv, uv_stream_t *listener) {
+    sb_conn *c = sb_calloc(1, sizeof(*c));
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)sb_free);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    c->peer_ip[0] = '\0';
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof c->peer_ip);
+        else if (ss.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
+    }
+    c->http = sb_malloc(sizeof(*c->http));
+    sb_http_parser_init(c->http, (size_t)srv->cfg.max_header_bytes, (size_t)srv->cfg.max_url_bytes,
+                        (size_t)(srv->cfg.max_rest_body_bytes > srv->cfg.max_message_bytes ? srv->cfg.max_rest_body_bytes
+                                                                                            : srv->cfg.max_message_bytes));
+    sb_buf_init(&c->in);
+    sb_outq_init(&c->out);
+    sb_list_init(&c->pending_link);
+    sb_list_insert_tail(&srv->conns, &c->all_link);
+    c->last_read_ms = sb_now_ms(srv);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}

@@ -1,0 +1,193 @@
+/*
+ * http.c - HTTP/1.1 request loop, routing and responses; see http.h.
+ *
+ * Routing is by path prefix:
+ *   OPTIONS *          CORS preflight
+ *   /client/...        SignalR client endpoint (signalr/client.c)
+ *   /server/...        app-server connections, default mode (service/service.c)
+ *   /api/...           data-plane REST API (rest/rest_api.c)
+ *   /                  a one-line banner
+ * Everything else is 404.
+ */
+#include "net/http.h"
+
+#include <string.h>
+
+#include "net/ws.h"
+#include "rest/rest_api.h"
+#include "server.h"
+#include "service/service.h"
+#include "signalr/client.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+const char *sb_http_reason(int status) {
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+static void write_head(sb_conn *c, int status, const char *content_type, long content_length, const char *extra) {
+    sb_buf b;
+    sb_buf_init(&b);
+    sb_buf_appendf(&b, "HTTP/1.1 %d %s\r\n", status, sb_http_reason(status));
+    if (content_type)
+        sb_buf_appendf(&b, "Content-Type: %s\r\n", content_type);
+    if (content_length >= 0)
+        sb_buf_appendf(&b, "Content-Length: %ld\r\n", content_length);
+    if (c->origin)
+        sb_buf_appendf(&b, "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n",
+                       c->origin);
+    if (!c->resp_keep_alive)
+        sb_buf_appends(&b, "Connection: close\r\n");
+    if (extra)
+        sb_buf_appends(&b, extra);
+    sb_buf_appends(&b, "\r\n");
+    sb_conn_write_copy(c, b.data, b.len);
+    sb_buf_free(&b);
+}
+
+void sb_http_respond_head(sb_conn *c, int status, const char *content_type, const char *extra_headers) {
+    write_head(c, status, content_type, -1, extra_headers);
+}
+
+void sb_http_respond(sb_conn *c, int status, const char *content_type, const void *body, size_t len,
+                     const char *extra_headers) {
+    if (c->closing)
+        return;
+    write_head(c, status, content_type, (long)len, extra_headers);
+    if (len && !c->resp_head)
+        sb_conn_write_copy(c, body, len);
+    sb_http_request_done(c);
+}
+
+void sb_http_respond_text(sb_conn *c, int status, const char *text) {
+    sb_http_respond(c, status, "text/plain; charset=utf-8", text, strlen(text), NULL);
+}
+
+void sb_http_respond_json(sb_conn *c, int status, json_t *body) {
+    char *s = json_dumps(body, JSON_COMPACT);
+    sb_http_respond(c, status, "application/json", s, s ? strlen(s) : 0, NULL);
+    free(s);
+}
+
+void sb_http_request_done(sb_conn *c) {
+    if (c->closing)
+        return;
+    c->busy = 0;
+    c->kind = SB_CONN_HTTP;
+    sb_free(c->origin);
+    c->origin = NULL;
+    if (c->http)
+        sb_http_parser_reset(c->http);
+    if (!c->resp_keep_alive) {
+        sb_conn_close_after_flush(c);
+        return;
+    }
+    if (!c->dispatching && c->in.len)
+        sb_http_on_data(c);
+}
+
+static void preflight(sb_conn *c, const sb_http_request *req) {
+    sb_slice h = sb_http_header_get(req, "Access-Control-Request-Headers");
+    sb_buf extra;
+    sb_buf_init(&extra);
+    sb_buf_appends(&extra, "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, HEAD, OPTIONS\r\n");
+    if (h.base && h.len < 1024 && !memchr(h.base, '\r', h.len) && !memchr(h.base, '\n', h.len))
+        sb_buf_appendf(&extra, "Access-Control-Allow-Headers: %.*s\r\n", (int)h.len, h.base);
+    else
+        sb_buf_appends(&extra, "Access-Control-Allow-Headers: X-SignalR-User-Agent, X-Requested-With, "
+                               "Authorization, Content-Type\r\n");
+    sb_buf_appends(&extra, "Access-Control-Max-Age: 86400\r\n");
+    sb_http_respond(c, 204, NULL, NULL, 0, extra.data);
+    sb_buf_free(&extra);
+}
+
+static int path_is(sb_slice path, const char *prefix) {
+    size_t n = strlen(prefix);
+    return path.len >= n && memcmp(path.base, prefix, n) == 0;
+}
+
+static void dispatch(sb_conn *c, sb_http_request *req) {
+    if (req->method == HTTP_OPTIONS) {
+        preflight(c, req);
+    } else if (path_is(req->path, "/client/") || sb_slice_eq(req->path, "/client")) {
+        sb_client_endpoint_handle(c, req);
+    } else if (path_is(req->path, "/server/") || sb_slice_eq(req->path, "/server")) {
+        sb_service_endpoint_handle(c, req);
+    } else if (path_is(req->path, "/api/")) {
+        if (req->body.len > (size_t)c->srv->cfg.max_rest_body_bytes)
+            sb_http_respond_text(c, 413, "The request body is too large.");
+        else
+            sb_rest_handle(c, req);
+    } else if (sb_slice_eq(req->path, "/")) {
+        sb_http_respond_text(c, 200, "Switchboard: a SignalR-compatible real-time messaging service.\n");
+    } else {
+        sb_http_respond_text(c, 404, "Not found.");
+    }
+}
+
+void sb_http_on_data(sb_conn *c) {
+    c->dispatching = 1;
+    while (!c->closing && !c->close_after_flush && c->kind == SB_CONN_HTTP && !c->busy && c->in.len) {
+        size_t used = 0;
+        int rc = sb_http_parser_feed(c->http, c->in.data, c->in.len, &used);
+        if (rc == SB_EAGAIN) {
+            sb_buf_consume(&c->in, used);
+            break;
+        }
+        if (rc != SB_OK) {
+            int status = c->http->status ? c->http->status : 400;
+            c->resp_keep_alive = 0;
+            c->resp_head = 0;
+            write_head(c, status, "text/plain; charset=utf-8", (long)strlen(c->http->error ? c->http->error : ""), NULL);
+            if (c->http->error)
+                sb_conn_write_copy(c, c->http->error, strlen(c->http->error));
+            sb_conn_close_after_flush(c);
+            break;
+        }
+        sb_buf_consume(&c->in, used);
+        sb_http_request *req = &c->http->req;
+        c->busy = 1;
+        c->resp_keep_alive = req->keep_alive && !c->srv->stopping;
+        c->resp_head = req->method == HTTP_HEAD;
+        sb_slice origin = sb_http_header_get(req, "Origin");
+        sb_free(c->origin);
+        c->origin = origin.base && origin.len < 512 && !memchr(origin.base, '\r', origin.len) &&
+                            !memchr(origin.base, '\n', origin.len)
+                        ? sb_strndup(origin.base, origin.len)
+                        : NULL;
+        dispatch(c, req);
+        if (c->kind == SB_CONN_WS && !c->closing) {
+            sb_http_parser_free(c->http);
+            sb_free(c->http);
+            c->http = NULL;
+            sb_free(c->origin);
+            c->origin = NULL;
+            c->busy = 0;
+            if (c->in.len)
+                sb_ws_on_data(c);
+            break;
+        }
+    }
+    c->dispatching = 0;
+}

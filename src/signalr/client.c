@@ -1,0 +1,688 @@
+/*
+ * client.c - the SignalR client endpoint; see client.h.
+ *
+ * Request flow:
+ *   POST /client/negotiate?hub=H      auth -> new sb_client (NEGOTIATED) -> ids + transports
+ *   GET  /client/?hub=H&id=T  (WS)    auth -> upgrade -> HANDSHAKE
+ *   GET  /client/?hub=H&id=T  (SSE)   auth -> event stream -> HANDSHAKE
+ *   GET  /client/?hub=H&id=T  (LP)    auth -> first poll 200 -> HANDSHAKE; later polls wait
+ *   POST /client/?hub=H&id=T          auth -> hub-protocol bytes from an SSE/LP client
+ *   DELETE /client/?hub=H&id=T        auth -> LP client ends
+ * The hub handshake moves the client to CONNECTED and into the router's
+ * indexes (sb_client_activate).  Every end of a client goes through
+ * sb_client_close(), which is idempotent.
+ *
+ * Stateful reconnect is not offered: negotiate never answers
+ * useStatefulReconnect, which the protocol defines as declining it, so clients
+ * that ask for it proceed without.
+ */
+#include "signalr/client.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "auth/jwt.h"
+#include "net/http.h"
+#include "net/ws.h"
+#include "server.h"
+#include "service/service.h"
+#include "signalr/transport_http.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define MAX_HANDSHAKE_BYTES 4096
+
+static const char not_connected_text[] = "Azure SignalR Service is not connected yet, please try again later.";
+
+/* ---- responses -------------------------------------------------------------- */
+
+static void respond_auth_failure(sb_conn *c, sb_auth_result *res) {
+    if (res->status == 401) {
+        sb_http_respond(c, 401, "text/plain; charset=utf-8", res->message.data, res->message.len,
+                        "WWW-Authenticate: Bearer\r\n");
+    } else {
+        sb_http_respond(c, res->status, "text/plain; charset=utf-8", res->message.data, res->message.len, NULL);
+    }
+}
+
+/* Authenticate a client request for hub; *claims on success. */
+static int authenticate(sb_conn *c, sb_http_request *req, const char *hub, int allow_query, json_t **claims) {
+    sb_server *srv = c->srv;
+    char *aud = sb_asprintf("%s/client/?hub=%s", srv->endpoint, hub);
+    const char *valid[] = {aud};
+    sb_auth_result res;
+    int rc = sb_auth_request(srv, req, allow_query, valid, 1, 0, &res);
+    sb_free(aud);
+    if (rc != SB_OK) {
+        respond_auth_failure(c, &res);
+        sb_auth_result_free(&res);
+        return rc;
+    }
+    *claims = res.claims;
+    res.claims = NULL;
+    sb_auth_result_free(&res);
+    return SB_OK;
+}
+
+static int claim_true(json_t *claims, const char *name) {
+    const char *v = sb_jwt_claim_string(claims, name);
+    return v && strcasecmp(v, "true") == 0;
+}
+
+/* ---- negotiate -------------------------------------------------------------- */
+
+static void negotiate(sb_conn *c, sb_http_request *req, sb_hub *hub, json_t *claims) {
+    sb_server *srv = c->srv;
+    if (req->method != HTTP_POST) {
+        json_decref(claims);
+        sb_http_respond(c, 405, "text/plain", NULL, 0, "Allow: POST\r\n");
+        return;
+    }
+    sb_buf v;
+    sb_buf_init(&v);
+    int version = 0;
+    if (sb_http_query_get(req->query, "negotiateVersion", 1, &v) > 0) {
+        char *end;
+        long n = strtol(v.data, &end, 10);
+        if (!v.len || *end) {
+            sb_buf_free(&v);
+            json_decref(claims);
+            json_t *e = json_pack("{s:s}", "error", "The client requested a non-integer protocol version.");
+            sb_http_respond_json(c, 200, e);
+            json_decref(e);
+            return;
+        }
+        version = n >= 1 ? 1 : 0;
+    }
+    sb_buf_free(&v);
+    if (srv->mode == SB_MODE_DEFAULT && !sb_service_hub_available(hub)) {
+        json_decref(claims);
+        sb_http_respond_text(c, 500, not_connected_text);
+        return;
+    }
+    if (srv->cfg.max_connections > 0 && srv->router.nclients >= (size_t)srv->cfg.max_connections) {
+        json_decref(claims);
+        sb_http_respond_text(c, 429, "Connection count reaches limit");
+        return;
+    }
+    sb_client *cl = sb_client_new(&srv->router, hub, sb_jwt_user_id(claims), claims, version);
+    cl->diagnostic = claim_true(claims, "asrs.s.dc");
+    snprintf(cl->caller_ip, sizeof cl->caller_ip, "%s", c->peer_ip);
+
+    json_t *body = json_object();
+    json_object_set_new(body, "negotiateVersion", json_integer(version));
+    json_object_set_new(body, "connectionId", json_string(cl->id));
+    if (version >= 1)
+        json_object_set_new(body, "connectionToken", json_string(cl->token));
+    json_t *ts = json_array();
+    json_array_append_new(ts, json_pack("{s:s,s:[s,s]}", "transport", "WebSockets", "transferFormats", "Text", "Binary"));
+    json_array_append_new(ts, json_pack("{s:s,s:[s]}", "transport", "ServerSentEvents", "transferFormats", "Text"));
+    json_array_append_new(ts, json_pack("{s:s,s:[s,s]}", "transport", "LongPolling", "transferFormats", "Text", "Binary"));
+    json_object_set_new(body, "availableTransports", ts);
+    sb_http_respond_json(c, 200, body);
+    json_decref(body);
+}
+
+/* ---- connect requests ------------------------------------------------------- */
+
+static int wants_sse(const sb_http_request *req) {
+    sb_slice a = sb_http_header_get(req, "Accept");
+    return a.base && a.len >= 17 && memmem(a.base, a.len, "text/event-stream", 17) != NULL;
+}
+
+/* Remember what an app server is told about the client in OpenConnection: the connect query
+ * (without the connection token and access token) and the request headers (without credentials). */
+static void remember_request(sb_client *cl, const sb_http_request *req) {
+    sb_buf q;
+    sb_buf_init(&q);
+    const char *p = req->query.base, *end = p + req->query.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp ? amp : end;
+        size_t n = (size_t)(pe - p);
+        if (!(n >= 3 && memcmp(p, "id=", 3) == 0) && !(n >= 13 && memcmp(p, "access_token=", 13) == 0) && n) {
+            if (q.len)
+                sb_buf_appendc(&q, '&');
+            sb_buf_append(&q, p, n);
+        }
+        p = pe + 1;
+    }
+    sb_free(cl->query);
+    cl->query = sb_buf_steal(&q, NULL);
+    if (cl->headers)
+        json_decref(cl->headers);
+    cl->headers = json_object();
+    size_t total = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const sb_http_header *h = &req->headers[i];
+        if (sb_slice_ieq(h->name, "Authorization") || sb_slice_ieq(h->name, "Cookie") ||
+            sb_slice_ieq(h->name, "Sec-WebSocket-Key") || h->name.len > 128)
+            continue;
+        total += h->name.len + h->value.len;
+        if (total > 8192)
+            break;
+        char *name = sb_strndup(h->name.base, h->name.len);
+        json_object_set_new(cl->headers, name, json_stringn(h->value.base, h->value.len));
+        sb_free(name);
+    }
+}
+
+static void connect_request(sb_conn *c, sb_http_request *req, sb_hub *hub) {
+    sb_server *srv = c->srv;
+    sb_buf id;
+    sb_buf_init(&id);
+    int n = sb_http_query_get(req->query, "id", 0, &id);
+    if (n <= 0 || !id.len) {
+        sb_buf_free(&id);
+        sb_http_respond_text(c, 400, "Connection ID required");
+        return;
+    }
+    sb_client *cl = sb_router_find_token(&srv->router, id.data);
+    sb_buf_free(&id);
+    if (!cl || cl->hub != hub) {
+        sb_http_respond_text(c, 404, "No Connection with that ID");
+        return;
+    }
+    int is_ws = req->upgrade || sb_http_header_get(req, "Upgrade").base;
+    switch (req->method) {
+    case HTTP_GET:
+        if (is_ws) {
+            if (cl->transport != SB_TRANSPORT_NONE) {
+                sb_http_respond_text(c, 409, "Connection already has a transport.");
+                return;
+            }
+            if (sb_ws_check_upgrade(c, req) != SB_OK)
+                return;
+            remember_request(cl, req);
+            sb_ws_upgrade(c, req, (size_t)srv->cfg.max_message_bytes);
+            c->client = cl;
+            cl->conn = c;
+            cl->transport = SB_TRANSPORT_WEBSOCKETS;
+            cl->state = SB_CLIENT_HANDSHAKE;
+            cl->connected_ms = cl->last_recv_ms = sb_now_ms(srv);
+            snprintf(cl->caller_ip, sizeof cl->caller_ip, "%s", c->peer_ip);
+            return;
+        }
+        if (wants_sse(req)) {
+            if (cl->transport != SB_TRANSPORT_NONE) {
+                sb_http_respond_text(c, 409, "Connection already has a transport.");
+                return;
+            }
+            cl->transport = SB_TRANSPORT_SSE;
+            cl->state = SB_CLIENT_HANDSHAKE;
+            cl->connected_ms = cl->last_recv_ms = sb_now_ms(srv);
+            snprintf(cl->caller_ip, sizeof cl->caller_ip, "%s", c->peer_ip);
+            remember_request(cl, req);
+            sb_sse_start(c, cl);
+            return;
+        }
+        if (cl->transport != SB_TRANSPORT_NONE && cl->transport != SB_TRANSPORT_LONGPOLLING) {
+            sb_http_respond_text(c, 409, "Connection already has a transport.");
+            return;
+        }
+        snprintf(cl->caller_ip, sizeof cl->caller_ip, "%s", c->peer_ip);
+        if (cl->transport == SB_TRANSPORT_NONE)
+            remember_request(cl, req);
+        sb_lp_poll(c, cl);
+        return;
+    case HTTP_POST:
+        if (cl->transport == SB_TRANSPORT_WEBSOCKETS) {
+            sb_http_respond_text(c, 405, "POST requests are not allowed for WebSocket connections.");
+            return;
+        }
+        if (cl->transport == SB_TRANSPORT_NONE) {
+            sb_http_respond_text(c, 400, "The connection has no transport yet.");
+            return;
+        }
+        sb_client_ref(cl);
+        if (req->body.len)
+            sb_client_on_bytes(cl, req->body.data, req->body.len);
+        sb_client_unref(cl);
+        if (!c->closing)
+            sb_http_respond(c, 200, "text/plain", NULL, 0, NULL);
+        return;
+    case HTTP_DELETE:
+        if (cl->transport != SB_TRANSPORT_LONGPOLLING) {
+            sb_http_respond_text(c, 400, "Cannot terminate this connection using the DELETE endpoint.");
+            return;
+        }
+        sb_client_close(cl, SB_CLOSE_NORMAL, NULL, 0);
+        sb_http_respond(c, 202, "text/plain", NULL, 0, NULL);
+        return;
+    default:
+        sb_http_respond(c, 405, "text/plain", NULL, 0, "Allow: GET, POST, DELETE\r\n");
+        return;
+    }
+}
+
+void sb_client_endpoint_handle(sb_conn *c, sb_http_request *req) {
+    sb_server *srv = c->srv;
+    int is_negotiate = sb_slice_eq(req->path, "/client/negotiate") || sb_slice_eq(req->path, "/client/negotiate/");
+    if (!is_negotiate && !sb_slice_eq(req->path, "/client/") && !sb_slice_eq(req->path, "/client")) {
+        sb_http_respond_text(c, 404, "Not found.");
+        return;
+    }
+    if (srv->stopping) {
+        sb_http_respond_text(c, 503, "Service reloading, try reconnecting");
+        return;
+    }
+    sb_buf hubname;
+    sb_buf_init(&hubname);
+    int nhub = sb_http_query_get(req->query, "hub", 1, &hubname);
+    if (nhub > 1) {
+        sb_buf_free(&hubname);
+        sb_http_respond_text(c, 400, "Multiple 'hub' query parameters are not allowed.");
+        return;
+    }
+    if (nhub == 0 || !hubname.len) {
+        sb_buf_free(&hubname);
+        sb_http_respond_text(c, 400, "The 'hub' query parameter is required.");
+        return;
+    }
+    if (!sb_hub_name_valid(hubname.data)) {
+        sb_buf_free(&hubname);
+        sb_http_respond_text(c, 400, "Invalid hub name.");
+        return;
+    }
+    /* audience uses the hub as the client sent it; matching ignores case */
+    int allow_query = !is_negotiate && (req->upgrade || wants_sse(req));
+    json_t *claims = NULL;
+    if (authenticate(c, req, hubname.data, allow_query, &claims) != SB_OK) {
+        sb_buf_free(&hubname);
+        return;
+    }
+    sb_hub *hub = sb_router_hub(&srv->router, hubname.data);
+    sb_buf_free(&hubname);
+    if (is_negotiate) {
+        negotiate(c, req, hub, claims);
+        return;
+    }
+    json_decref(claims);
+    connect_request(c, req, hub);
+}
+
+/* ---- sending to a client ---------------------------------------------------- */
+
+int sb_client_deliver(sb_client *cl, sb_msg *m) {
+    sb_conn *c = cl->conn;
+    int rc = SB_OK;
+    int json = cl->protocol == SB_HUBPROTO_JSON;
+    switch (cl->transport) {
+    case SB_TRANSPORT_WEBSOCKETS:
+    case SB_TRANSPORT_SSE: {
+        if (!c)
+            return SB_ECLOSED;
+        sb_wire w = cl->transport == SB_TRANSPORT_SSE ? SB_WIRE_SSE_JSON : json ? SB_WIRE_WS_JSON : SB_WIRE_WS_MSGPACK;
+        sb_shbuf *b = sb_msg_wire(m, w);
+        if (!b)
+            return SB_EINVAL;
+        rc = sb_conn_write(c, b);
+        break;
+    }
+    case SB_TRANSPORT_LONGPOLLING: {
+        sb_shbuf *b = sb_msg_wire(m, json ? SB_WIRE_RAW_JSON : SB_WIRE_RAW_MSGPACK);
+        if (!b)
+            return SB_EINVAL;
+        if (cl->lp_queue.bytes + b->len > (size_t)cl->hub->router->srv->cfg.max_output_queue_bytes &&
+            cl->lp_queue.bytes)
+            return SB_ENOSPC;
+        sb_outq_push(&cl->lp_queue, b);
+        sb_lp_flush(cl);
+        break;
+    }
+    case SB_TRANSPORT_NONE:
+        return SB_ECLOSED;
+    }
+    if (rc == SB_OK)
+        cl->last_send_ms = sb_now_ms(cl->hub->router->srv);
+    return rc;
+}
+
+/* Send one already-framed hub message (handshake response, Close, Completion) to this client only. */
+static void send_raw(sb_client *cl, const char *data, size_t len, int text) {
+    sb_msg m;
+    memset(&m, 0, sizeof m);
+    sb_shbuf *b = sb_shbuf_from(data, len);
+    m.payload[cl->protocol] = b;
+    if (text && cl->protocol != SB_HUBPROTO_JSON) {
+        /* the handshake response is JSON text whatever the protocol: frame it as its own payload */
+        m.payload[SB_HUBPROTO_JSON] = sb_shbuf_ref(b);
+    }
+    sb_client_deliver(cl, &m);
+    sb_msg_release(&m);
+}
+
+/* ---- receiving from a client ------------------------------------------------ */
+
+static void handshake_fail(sb_client *cl, const char *err) {
+    sb_buf b;
+    sb_buf_init(&b);
+    sb_handshake_write_response(&b, err);
+    sb_hub_protocol saved = cl->protocol;
+    cl->protocol = SB_HUBPROTO_JSON; /* the error response is JSON text */
+    send_raw(cl, b.data, b.len, 1);
+    cl->protocol = saved;
+    sb_buf_free(&b);
+    sb_client_close(cl, SB_CLOSE_HANDSHAKE_ERROR, NULL, 0);
+}
+
+/* Returns bytes consumed, 0 if more are needed; closes the client on errors. */
+static size_t on_handshake(sb_client *cl, const char *data, size_t len) {
+    sb_handshake_req hs;
+    size_t used = 0;
+    const char *err = NULL;
+    int rc = sb_handshake_parse((const uint8_t *)data, len, MAX_HANDSHAKE_BYTES, &used, &hs, &err);
+    if (rc == SB_EAGAIN)
+        return 0;
+    if (rc != SB_OK) {
+        handshake_fail(cl, err ? err : "An unexpected error occurred during connection handshake.");
+        return len;
+    }
+    char msg[256];
+    if (strcmp(hs.protocol, "json") == 0) {
+        cl->protocol = SB_HUBPROTO_JSON;
+    } else if (strcmp(hs.protocol, "messagepack") == 0) {
+        cl->protocol = SB_HUBPROTO_MSGPACK;
+    } else {
+        snprintf(msg, sizeof msg, "The protocol '%s' is not supported.", hs.protocol);
+        handshake_fail(cl, msg);
+        return len;
+    }
+    if (hs.version < 0 || hs.version > 2) {
+        snprintf(msg, sizeof msg, "The server does not support version %d of the '%s' protocol.", hs.version,
+                 hs.protocol);
+        handshake_fail(cl, msg);
+        return len;
+    }
+    if (cl->transport == SB_TRANSPORT_SSE && cl->protocol != SB_HUBPROTO_JSON) {
+        snprintf(msg, sizeof msg,
+                 "Cannot use the '%s' protocol on the current transport. The transport does not support 'Binary' "
+                 "transfer format.",
+                 hs.protocol);
+        cl->protocol = SB_HUBPROTO_JSON;
+        handshake_fail(cl, msg);
+        return len;
+    }
+    if (cl->hub->router->srv->mode == SB_MODE_DEFAULT) {
+        /* the app server answers the handshake itself (its response comes back as ConnectionData) */
+        cl->state = SB_CLIENT_CONNECTED;
+        sb_client_activate(cl);
+        if (sb_service_open_client(cl, data, used) != SB_OK) {
+            cl->state = SB_CLIENT_HANDSHAKE;
+            handshake_fail(cl, not_connected_text);
+            return len;
+        }
+        return used;
+    }
+    sb_buf b;
+    sb_buf_init(&b);
+    sb_handshake_write_response(&b, NULL);
+    send_raw(cl, b.data, b.len, 1);
+    sb_buf_free(&b);
+    cl->state = SB_CLIENT_CONNECTED;
+    sb_client_activate(cl);
+    return used;
+}
+
+/* framed: the message with its framing, as the client sent it */
+static void on_message(sb_client *cl, const sb_hub_msg *m, const char *framed, size_t framed_len) {
+    if (cl->server) {
+        /* default mode: everything goes to the app server; a Close also ends the client here */
+        if (!sb_service_client_completion(cl, m, framed, framed_len))
+            sb_service_client_data(cl, framed, framed_len, 0);
+        if (m->type == SB_HUBMSG_CLOSE)
+            sb_client_close(cl, SB_CLOSE_NORMAL, NULL, 0);
+        return;
+    }
+    switch (m->type) {
+    case SB_HUBMSG_PING:
+    case SB_HUBMSG_ACK:
+    case SB_HUBMSG_SEQUENCE:
+        return;
+    case SB_HUBMSG_CLOSE:
+        sb_client_close(cl, SB_CLOSE_NORMAL, NULL, 0);
+        return;
+    case SB_HUBMSG_INVOCATION:
+    case SB_HUBMSG_STREAM_INVOCATION:
+        if (m->invocation_id) {
+            /* No app server or upstream handles invocations here: answer so the caller never hangs. */
+            char err[256];
+            snprintf(err, sizeof err, "Invocation failed: no handler is available for hub '%s'.", cl->hub->name);
+            sb_buf b;
+            sb_buf_init(&b);
+            sb_hubproto_write_completion(cl->protocol, &b, m->invocation_id, err, NULL);
+            send_raw(cl, b.data, b.len, 0);
+            sb_buf_free(&b);
+        }
+        return;
+    default:
+        return; /* completions, stream items, cancels and unknown types have no receiver here */
+    }
+}
+
+void sb_client_on_bytes(sb_client *cl, const char *data, size_t len) {
+    if (cl->state == SB_CLIENT_CLOSED)
+        return;
+    sb_server *srv = cl->hub->router->srv;
+    cl->last_recv_ms = sb_now_ms(srv);
+    /* work on the held remainder plus the new bytes */
+    const char *p = data;
+    size_t n = len;
+    if (cl->in.len) {
+        sb_buf_append(&cl->in, data, len);
+        p = cl->in.data;
+        n = cl->in.len;
+    }
+    size_t off = 0;
+    sb_client_ref(cl);
+    while (off < n && cl->state != SB_CLIENT_CLOSED) {
+        if (cl->state == SB_CLIENT_HANDSHAKE) {
+            size_t used = on_handshake(cl, p + off, n - off);
+            if (!used)
+                break;
+            off += used;
+            continue;
+        }
+        if (cl->state != SB_CLIENT_CONNECTED)
+            break;
+        sb_slice body;
+        size_t used = 0;
+        int rc = sb_hubproto_split(cl->protocol, (const uint8_t *)p + off, n - off, (size_t)srv->cfg.max_message_bytes,
+                                   &body, &used);
+        if (rc == SB_EAGAIN)
+            break;
+        if (rc != SB_OK) {
+            sb_client_close(cl, SB_CLOSE_PROTOCOL_ERROR,
+                            rc == SB_E2BIG ? "Connection closed with an error. The message exceeds the maximum size."
+                                           : "Connection closed with an error. The message framing is invalid.",
+                            0);
+            break;
+        }
+        const char *framed = p + off;
+        off += used;
+        sb_hub_msg m;
+        const char *err = NULL;
+        rc = sb_hubproto_decode(cl->protocol, body, &m, &err);
+        if (rc != SB_OK) {
+            char text[300];
+            snprintf(text, sizeof text, "Connection closed with an error. InvalidDataException: %s",
+                     err ? err : "invalid message");
+            sb_hub_msg_clear(&m);
+            sb_client_close(cl, SB_CLOSE_PROTOCOL_ERROR, text, 0);
+            break;
+        }
+        on_message(cl, &m, framed, used);
+        sb_hub_msg_clear(&m);
+    }
+    if (cl->state != SB_CLIENT_CLOSED) {
+        /* keep what is not a whole message yet */
+        if (p == cl->in.data) {
+            sb_buf_consume(&cl->in, off);
+        } else if (off < n) {
+            if (n - off > (size_t)srv->cfg.max_message_bytes + 16) {
+                sb_client_close(cl, SB_CLOSE_PROTOCOL_ERROR,
+                                "Connection closed with an error. The message exceeds the maximum size.", 0);
+            } else {
+                sb_buf_append(&cl->in, p + off, n - off);
+            }
+        }
+    } else {
+        sb_buf_free(&cl->in);
+    }
+    sb_client_unref(cl);
+}
+
+/* ---- closing ---------------------------------------------------------------- */
+
+void sb_client_close(sb_client *cl, sb_close_reason why, const char *error, int allow_reconnect) {
+    if (cl->state == SB_CLIENT_CLOSED)
+        return;
+    sb_client_ref(cl);
+    int connected = cl->state == SB_CLIENT_CONNECTED;
+    sb_conn *c = cl->conn;
+    int can_send = connected && why != SB_CLOSE_NORMAL && why != SB_CLOSE_TRANSPORT_LOST;
+    if (can_send) {
+        sb_buf b;
+        sb_buf_init(&b);
+        sb_hubproto_write_close(cl->protocol, &b, error, allow_reconnect);
+        sb_msg m;
+        memset(&m, 0, sizeof m);
+        m.payload[cl->protocol] = sb_shbuf_from(b.data, b.len);
+        sb_buf_free(&b);
+        /* a Close message is never refused for backlog: push it past the limit */
+        if (cl->transport == SB_TRANSPORT_LONGPOLLING) {
+            sb_shbuf *raw = sb_msg_wire(&m, cl->protocol == SB_HUBPROTO_JSON ? SB_WIRE_RAW_JSON : SB_WIRE_RAW_MSGPACK);
+            sb_outq_push(&cl->lp_queue, raw);
+        } else if (c && !c->closing) {
+            sb_wire w = cl->transport == SB_TRANSPORT_SSE       ? SB_WIRE_SSE_JSON
+                        : cl->protocol == SB_HUBPROTO_JSON ? SB_WIRE_WS_JSON
+                                                           : SB_WIRE_WS_MSGPACK;
+            sb_outq_push(&c->out, sb_msg_wire(&m, w));
+            sb_conn_write_copy(c, "", 0);
+        }
+        sb_msg_release(&m);
+    }
+    if (cl->server) /* default mode: the app server learns the client is gone */
+        sb_service_client_closed(cl, why == SB_CLOSE_NORMAL ? NULL : error);
+    sb_client_unlink(cl); /* state CLOSED from here on */
+    if (c && !c->closing) {
+        switch (cl->transport) {
+        case SB_TRANSPORT_WEBSOCKETS:
+            c->client = NULL;
+            cl->conn = NULL;
+            sb_ws_close(c, SB_WS_CLOSE_NORMAL, "");
+            break;
+        case SB_TRANSPORT_SSE:
+            c->client = NULL;
+            cl->conn = NULL;
+            sb_conn_close_after_flush(c);
+            break;
+        case SB_TRANSPORT_LONGPOLLING:
+            sb_lp_end(cl);
+            break;
+        case SB_TRANSPORT_NONE:
+            break;
+        }
+    } else if (c) {
+        c->client = NULL;
+        cl->conn = NULL;
+    }
+    sb_client_unref(cl);
+}
+
+void sb_client_transport_lost(sb_client *cl, sb_conn *c) {
+    if (cl->conn == c)
+        cl->conn = NULL;
+    if (cl->state == SB_CLIENT_CLOSED)
+        return;
+    switch (cl->transport) {
+    case SB_TRANSPORT_WEBSOCKETS:
+        sb_client_close(cl, c->peer_closed ? SB_CLOSE_NORMAL : SB_CLOSE_TRANSPORT_LOST, NULL, 0);
+        break;
+    case SB_TRANSPORT_SSE:
+        /* closing the EventSource is how an SSE client leaves */
+        sb_client_close(cl, SB_CLOSE_NORMAL, NULL, 0);
+        break;
+    case SB_TRANSPORT_LONGPOLLING:
+        cl->transport_lost_ms = sb_now_ms(c->srv);
+        break;
+    case SB_TRANSPORT_NONE:
+        break;
+    }
+}
+
+/* ---- timers ----------------------------------------------------------------- */
+
+void sb_client_sweep(sb_server *srv) {
+    uint64_t now = sb_now_ms(srv);
+    const sb_config *cfg = &srv->cfg;
+    sb_msg ping;
+    memset(&ping, 0, sizeof ping);
+    int ping_ready = 0;
+    sb_dict_iter it;
+    sb_dict_iter_init(&it, &srv->router.tokens);
+    for (sb_dict_entry *e; (e = sb_dict_next(&it));) {
+        sb_client *cl = e->value;
+        switch (cl->state) {
+        case SB_CLIENT_NEGOTIATED:
+            if (now - cl->created_ms >= (uint64_t)cfg->negotiate_timeout_ms)
+                sb_client_close(cl, SB_CLOSE_NEGOTIATE_TIMEOUT, NULL, 0);
+            break;
+        case SB_CLIENT_HANDSHAKE:
+            if (now - cl->connected_ms >= (uint64_t)cfg->handshake_timeout_ms)
+                handshake_fail(cl, "Handshake was canceled.");
+            else if (cl->transport == SB_TRANSPORT_LONGPOLLING && !cl->conn && cl->transport_lost_ms &&
+                     now - cl->transport_lost_ms >= (uint64_t)cfg->disconnect_timeout_ms)
+                sb_client_close(cl, SB_CLOSE_TRANSPORT_LOST, NULL, 0);
+            break;
+        case SB_CLIENT_CONNECTED:
+            if (cl->transport == SB_TRANSPORT_LONGPOLLING) {
+                sb_lp_check_deadline(cl, now);
+                if (!cl->conn && cl->transport_lost_ms &&
+                    now - cl->transport_lost_ms >= (uint64_t)cfg->disconnect_timeout_ms)
+                    sb_client_close(cl, SB_CLOSE_TRANSPORT_LOST, NULL, 0);
+                break;
+            }
+            if (now - cl->last_recv_ms >= (uint64_t)cfg->client_timeout_ms) {
+                sb_client_close(cl, SB_CLOSE_PING_TIMEOUT, "Connection ping timeout", 1);
+                break;
+            }
+            if (now - cl->last_send_ms >= (uint64_t)cfg->keep_alive_interval_ms) {
+                if (!ping_ready) {
+                    sb_buf b;
+                    sb_buf_init(&b);
+                    sb_hubproto_write_ping(SB_HUBPROTO_JSON, &b);
+                    ping.payload[SB_HUBPROTO_JSON] = sb_shbuf_from(b.data, b.len);
+                    sb_buf_reset(&b);
+                    sb_hubproto_write_ping(SB_HUBPROTO_MSGPACK, &b);
+                    ping.payload[SB_HUBPROTO_MSGPACK] = sb_shbuf_from(b.data, b.len);
+                    sb_buf_free(&b);
+                    ping.is_ping = 1;
+                    ping_ready = 1;
+                }
+                if (sb_client_deliver(cl, &ping) == SB_ENOSPC)
+                    sb_client_close(cl, SB_CLOSE_SLOW_CLIENT,
+                                    "Connection closed because it is too slow to receive messages.", 1);
+            }
+            break;
+        case SB_CLIENT_CLOSED:
+            if (cl->lingering && !cl->conn && now - cl->transport_lost_ms >= (uint64_t)cfg->disconnect_timeout_ms)
+                sb_client_forget(cl);
+            break;
+        }
+    }
+    sb_msg_release(&ping);
+}
+
+void sb_client_close_all(sb_server *srv, sb_close_reason why, const char *error) {
+    sb_dict_iter it;
+    sb_dict_iter_init(&it, &srv->router.tokens);
+    for (sb_dict_entry *e; (e = sb_dict_next(&it));) {
+        sb_client *cl = e->value;
+        if (cl->state == SB_CLIENT_CLOSED)
+            sb_client_forget(cl);
+        else
+            sb_client_close(cl, why, error, 1);
+    }
+}
