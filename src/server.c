@@ -25,6 +25,7 @@ static void on_sweep(uv_timer_t *t) {
     sb_server *s = t->data;
     sb_client_sweep(s);
     sb_service_sweep(s);
+    sb_conn_sweep(s);
 }
 
 static void on_connection(uv_stream_t *listener, int status) {

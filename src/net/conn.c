@@ -23,6 +23,9 @@
 #define READ_CHUNK 65536
 /* Input held while an asynchronous answer is pending (pipelined requests, a client that keeps sending). */
 #define MAX_HELD_INPUT (256 * 1024)
+/* Lingering close of an HTTP connection: how long and how much input to drain. */
+#define LINGER_MS 2000
+#define LINGER_MAX_BYTES (4 * 1024 * 1024)
 
 typedef struct write_req {
     uv_write_t req;
@@ -67,14 +70,41 @@ void sb_conn_close(sb_conn *c) {
     uv_close((uv_handle_t *)&c->tcp, on_close);
 }
 
+static void on_shutdown(uv_shutdown_t *req, int status) { sb_free(req); }
+
+/* All output is written: close now, or (HTTP) shut down the write side and drain input first. */
+static void finish_close(sb_conn *c) {
+    if (c->kind != SB_CONN_HTTP || c->lingering) {
+        sb_conn_close(c);
+        return;
+    }
+    uv_shutdown_t *req = sb_malloc(sizeof(*req));
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        sb_free(req);
+        sb_conn_close(c);
+        return;
+    }
+    c->lingering = 1;
+    c->linger_deadline_ms = sb_now_ms(c->srv) + LINGER_MS;
+    sb_buf_free(&c->in);
+}
+
 void sb_conn_close_after_flush(sb_conn *c) {
     if (c->closing)
         return;
     c->close_after_flush = 1;
     if (!c->out.bytes && !c->inflight)
-        sb_conn_close(c);
-    else
-        uv_read_stop((uv_stream_t *)&c->tcp);
+        finish_close(c);
+}
+
+void sb_conn_sweep(sb_server *srv) {
+    uint64_t now = sb_now_ms(srv);
+    sb_list *pos, *tmp;
+    sb_list_foreach_safe(pos, tmp, &srv->conns) {
+        sb_conn *c = sb_container_of(pos, sb_conn, all_link);
+        if (c->lingering && now >= c->linger_deadline_ms)
+            sb_conn_close(c);
+    }
 }
 
 static void mark_pending(sb_conn *c) {
@@ -121,7 +151,7 @@ static void on_write(uv_write_t *req, int status) {
     if (c->out.bytes)
         flush(c);
     else if (c->close_after_flush && !c->inflight)
-        sb_conn_close(c);
+        finish_close(c);
 }
 
 static void flush(sb_conn *c) {
@@ -170,7 +200,7 @@ static void flush(sb_conn *c) {
         return; /* the rest (if any) goes out from on_write */
     }
     if (!c->closing && c->close_after_flush && !c->inflight && !c->out.bytes)
-        sb_conn_close(c);
+        finish_close(c);
 }
 
 void sb_conn_flush_pending(sb_server *srv) {
@@ -211,6 +241,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     if (nread == 0)
         return;
+    if (c->close_after_flush) {
+        /* answered and closing: what the peer still sends is drained, not processed */
+        c->linger_discarded += (size_t)nread;
+        if (c->linger_discarded > LINGER_MAX_BYTES)
+            sb_conn_close(c);
+        return;
+    }
     sb_buf_append(&c->in, buf->base, (size_t)nread);
     c->last_read_ms = sb_now_ms(c->srv);
     switch (c->kind) {

@@ -19,7 +19,11 @@
  *  2. sb_conn_close() may be called from any callback, including the conn's own
  *     read callback; it marks the conn, detaches the client and starts uv_close.
  *     Code holding a conn pointer after calling out must check conn->closing.
- *  3. sb_conn_close_after_flush() closes once queued bytes are written.
+ *  3. sb_conn_close_after_flush() closes once queued bytes are written.  An
+ *     HTTP connection then lingers: its write side is shut down and input is
+ *     read and discarded for a bounded time and byte count before the close, so
+ *     a client still sending a body we refused (413) reads our answer instead
+ *     of a connection reset.
  */
 #ifndef SB_CONN_H
 #define SB_CONN_H
@@ -52,6 +56,7 @@ typedef struct sb_conn {
     unsigned busy : 1;          /* a request is being answered asynchronously; hold further input */
     unsigned resp_keep_alive : 1;
     unsigned peer_closed : 1; /* the peer ended the WebSocket with a close frame */
+    unsigned lingering : 1;   /* answered and shut down for writing; draining input before the close */
     unsigned dispatching : 1; /* inside the HTTP request loop (no re-entry) */
     unsigned resp_head : 1;   /* the request being answered is a HEAD */
     char peer_ip[46];
@@ -69,6 +74,8 @@ typedef struct sb_conn {
     void (*on_ws_message)(struct sb_conn *c, int opcode, const char *data, size_t len);
     void (*on_lost)(struct sb_conn *c);
     uint64_t last_read_ms;
+    uint64_t linger_deadline_ms;
+    size_t linger_discarded;
 } sb_conn;
 
 /* Queue b for writing (takes a reference).  SB_ENOSPC if over the output limit (nothing queued). */
@@ -79,6 +86,8 @@ void sb_conn_write_copy(sb_conn *c, const void *p, size_t n);
 static inline size_t sb_conn_backlog(const sb_conn *c) { return c->out.bytes + c->inflight; }
 void sb_conn_close(sb_conn *c);
 void sb_conn_close_after_flush(sb_conn *c);
+/* Close lingering connections past their deadline (called from the server's sweep). */
+void sb_conn_sweep(struct sb_server *srv);
 /* Write everything queued on every pending connection (called once per loop turn). */
 void sb_conn_flush_pending(struct sb_server *srv);
 

@@ -43,7 +43,9 @@ enum { ST_START, ST_FIELD, ST_VALUE, ST_BODY, ST_DONE, ST_ERROR };
  * next request, so a keep-alive connection does not pin its largest upload. */
 #define BODY_KEEP_CAP (64 * 1024)
 
-static sb_http_parser *self(http_parser *hp) { return hp->data; }
+static sb_http_parser *self(http_parser *hp) {
+    return hp->data;
+}
 
 static int reject(sb_http_parser *p, int status, const char *why) {
     p->status = status;
@@ -218,7 +220,8 @@ static const http_parser_settings settings = {
     .on_chunk_header = on_chunk_header,
 };
 
-void sb_http_parser_init(sb_http_parser *p, size_t max_header_bytes, size_t max_url_bytes, size_t max_body_bytes) {
+void sb_http_parser_init(sb_http_parser *p, size_t max_header_bytes, size_t max_url_bytes,
+                         size_t max_body_bytes) {
     memset(p, 0, sizeof(*p));
     p->max_header_bytes = max_header_bytes;
     p->max_url_bytes = max_url_bytes;
@@ -326,7 +329,9 @@ sb_slice sb_http_header_get(const sb_http_request *r, const char *name) {
     return sb_slice_make(NULL, 0);
 }
 
-static int is_ows(char c) { return c == ' ' || c == '\t'; }
+static int is_ows(char c) {
+    return c == ' ' || c == '\t';
+}
 
 int sb_http_header_has_token(const sb_http_request *r, const char *name, const char *token) {
     size_t n = strlen(name), tn = strlen(token);
@@ -432,8 +437,8 @@ void sb_url_encode(const char *s, size_t n, sb_buf *out) {
     char *d = out->data + out->len;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-            c == '_' || c == '~') {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+            c == '.' || c == '_' || c == '~') {
             *d++ = (char)c;
         } else {
             *d++ = '%';

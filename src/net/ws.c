@@ -76,9 +76,10 @@ void sb_ws_on_data(sb_conn *c) {
         if (rc != SB_OK) {
             uint16_t code = c->ws->error_close_code ? c->ws->error_close_code : SB_WS_CLOSE_PROTOCOL_ERROR;
             const char *why = c->ws->error ? c->ws->error : "protocol error";
+            /* the close frame with the parser's code goes first; the client then ends without a hub Close */
+            sb_ws_close(c, code, why);
             if (c->client)
                 sb_client_close(c->client, SB_CLOSE_PROTOCOL_ERROR, NULL, 0);
-            sb_ws_close(c, code, why);
             break;
         }
         switch (ev.opcode) {

@@ -46,7 +46,9 @@ enum { ST_HEADER, ST_PAYLOAD, ST_ERROR };
 
 #define CONTROL_MAX 125
 
-static int is_control(int op) { return op & 0x8; }
+static int is_control(int op) {
+    return op & 0x8;
+}
 
 static int fail(sb_ws_parser *p, int rc, uint16_t close_code, const char *why) {
     p->state = ST_ERROR;

@@ -541,7 +541,10 @@ void sb_client_close(sb_client *cl, sb_close_reason why, const char *error, int 
     sb_client_ref(cl);
     int connected = cl->state == SB_CLIENT_CONNECTED;
     sb_conn *c = cl->conn;
-    int can_send = connected && why != SB_CLOSE_NORMAL && why != SB_CLOSE_TRANSPORT_LOST;
+    /* A Close message only when the transport can still carry one: not after the peer left, and
+     * not after the socket was already given its final frame (a WebSocket protocol error). */
+    int can_send = connected && why != SB_CLOSE_NORMAL && why != SB_CLOSE_TRANSPORT_LOST &&
+                   (cl->transport == SB_TRANSPORT_LONGPOLLING || (c && !c->closing && !c->close_after_flush));
     if (can_send) {
         sb_buf b;
         sb_buf_init(&b);

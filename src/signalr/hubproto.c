@@ -5,8 +5,9 @@
  *
  * Invariants: a protocol value outside sb_hub_protocol makes split and decode
  * return SB_EINVAL (the caller closes the connection); the writers, which
- * cannot fail, assert it instead.  Decoding always
- * leaves *out in a state sb_hub_msg_clear() accepts.
+ * cannot fail, assert it instead.  Decoding always leaves *out in a state
+ * sb_hub_msg_clear() accepts.  Empty input may come as (NULL, 0): an sb_buf
+ * that never held data.
  *
  * Called by the transports (net/ws.c, sse.c, longpoll.c) on received bytes and
  * by the hub router to frame outgoing messages.  Whether a handshake's protocol
@@ -48,8 +49,8 @@ const char *sb_hubproto_name(sb_hub_protocol p) {
 
 /* ---- handshake ---------------------------------------------------------- */
 
-int sb_handshake_parse(const uint8_t *data, size_t len, size_t max_len, size_t *consumed, sb_handshake_req *out,
-                       const char **err) {
+int sb_handshake_parse(const uint8_t *data, size_t len, size_t max_len, size_t *consumed,
+                       sb_handshake_req *out, const char **err) {
     out->protocol[0] = '\0';
     out->version = -1;
     *consumed = 0;
@@ -57,7 +58,7 @@ int sb_handshake_parse(const uint8_t *data, size_t len, size_t max_len, size_t *
 
     /* Look one byte past max_len: a separator there still ends a max_len-byte request. */
     size_t scan = len > max_len ? max_len + 1 : len;
-    const uint8_t *sep = memchr(data, RECORD_SEPARATOR, scan);
+    const uint8_t *sep = scan ? memchr(data, RECORD_SEPARATOR, scan) : NULL;
     if (!sep) {
         if (len > max_len) {
             *err = handshake_error;
@@ -71,7 +72,8 @@ int sb_handshake_parse(const uint8_t *data, size_t len, size_t max_len, size_t *
     json_t *version = json_object_get(root, "version");
     int rc = SB_EPROTO;
     if (json_is_string(protocol) && json_string_length(protocol) < sizeof(out->protocol) &&
-        json_is_integer(version) && json_integer_value(version) >= 0 && json_integer_value(version) <= INT_MAX) {
+        json_is_integer(version) && json_integer_value(version) >= 0 &&
+        json_integer_value(version) <= INT_MAX) {
         memcpy(out->protocol, json_string_value(protocol), json_string_length(protocol) + 1);
         out->version = (int)json_integer_value(version);
         *consumed = (size_t)(sep - data) + 1;
@@ -122,19 +124,21 @@ void sb_hub_msg_clear(sb_hub_msg *m) {
 
 /* ---- encoding ----------------------------------------------------------- */
 
-void sb_hubproto_write_invocation(sb_hub_protocol p, sb_buf *out, const char *invocation_id, const char *target,
-                                  json_t *arguments) {
+void sb_hubproto_write_invocation(sb_hub_protocol p, sb_buf *out, const char *invocation_id,
+                                  const char *target, json_t *arguments) {
     writer_of(p)->write_invocation(out, invocation_id, target, arguments);
 }
 
-void sb_hubproto_write_ping(sb_hub_protocol p, sb_buf *out) { writer_of(p)->write_ping(out); }
+void sb_hubproto_write_ping(sb_hub_protocol p, sb_buf *out) {
+    writer_of(p)->write_ping(out);
+}
 
 void sb_hubproto_write_close(sb_hub_protocol p, sb_buf *out, const char *error, int allow_reconnect) {
     writer_of(p)->write_close(out, error, allow_reconnect);
 }
 
-void sb_hubproto_write_completion(sb_hub_protocol p, sb_buf *out, const char *invocation_id, const char *error,
-                                  json_t *result) {
+void sb_hubproto_write_completion(sb_hub_protocol p, sb_buf *out, const char *invocation_id,
+                                  const char *error, json_t *result) {
     writer_of(p)->write_completion(out, invocation_id, error, result);
 }
 

@@ -56,8 +56,8 @@ const char *sb_hubproto_name(sb_hub_protocol p);
 /* ---- handshake ---------------------------------------------------------- */
 
 typedef struct sb_handshake_req {
-    char protocol[32]; /* as sent, e.g. "json"; empty if missing */
-    int version;       /* -1 if missing */
+    char protocol[32]; /* as sent, e.g. "json"; "" unless SB_OK */
+    int version;       /* >= 0; -1 unless SB_OK */
 } sb_handshake_req;
 
 /*
@@ -65,11 +65,13 @@ typedef struct sb_handshake_req {
  * the separator are not looked at (they are the first hub messages).
  * SB_OK: *out filled, *consumed = bytes including the separator.
  * SB_EAGAIN: no separator yet (and no more than max_len bytes of JSON so far).
- * SB_EPROTO / SB_E2BIG: invalid; *err is a static text for the
+ * SB_EPROTO / SB_E2BIG: invalid (not a JSON object, protocol not a string of at
+ * most 31 bytes, version not an integer in 0..INT_MAX, or more than max_len bytes
+ * without a separator); *err is a static text for the
  * {"error": ...} response (e.g. "An unexpected error occurred during connection handshake.").
  */
-int sb_handshake_parse(const uint8_t *data, size_t len, size_t max_len, size_t *consumed, sb_handshake_req *out,
-                       const char **err);
+int sb_handshake_parse(const uint8_t *data, size_t len, size_t max_len, size_t *consumed,
+                       sb_handshake_req *out, const char **err);
 /* Success "{}\x1e" (err NULL) or {"error":"..."}\x1e, appended to out; always JSON text. */
 void sb_handshake_write_response(sb_buf *out, const char *err);
 
@@ -84,22 +86,23 @@ int sb_hubproto_split(sb_hub_protocol p, const uint8_t *data, size_t len, size_t
                       size_t *consumed);
 
 typedef struct sb_hub_msg {
-    int type;             /* enum sb_hub_msg_type, or another number (unknown types are kept, not errors) */
-    sb_slice raw;         /* the message body as received (no framing) */
-    char *invocation_id;  /* NULL if absent */
-    char *target;         /* Invocation / StreamInvocation */
-    char *error;          /* Close / Completion error, NULL if absent */
-    int allow_reconnect;  /* Close */
-    int64_t sequence_id;  /* Ack / Sequence */
-    int has_result;       /* Completion with a result */
-    size_t nargs;         /* Invocation / StreamInvocation: number of arguments */
+    int type;            /* enum sb_hub_msg_type, or another number (unknown types are kept, not errors) */
+    sb_slice raw;        /* the message body as received (no framing) */
+    char *invocation_id; /* NULL if absent */
+    char *target;        /* Invocation / StreamInvocation */
+    char *error;         /* Close / Completion error, NULL if absent */
+    int allow_reconnect; /* Close */
+    int64_t sequence_id; /* Ack / Sequence */
+    int has_result;      /* Completion with a result */
+    size_t nargs;        /* Invocation / StreamInvocation: number of arguments */
 } sb_hub_msg;
 
 /*
  * Decode one message body (from sb_hubproto_split).  Validates the structure the
  * spec requires of a client message (Invocation needs a non-empty target and an
- * arguments array, etc.).  On error returns SB_EPROTO and *err is a static
- * description.  Always call sb_hub_msg_clear() afterwards, even on error.
+ * arguments array, etc.).  On error returns SB_EPROTO (SB_EINVAL for a bad p)
+ * and *err is a static description.  Always call sb_hub_msg_clear() afterwards,
+ * even on error.
  */
 int sb_hubproto_decode(sb_hub_protocol p, sb_slice body, sb_hub_msg *out, const char **err);
 void sb_hub_msg_clear(sb_hub_msg *m);
@@ -109,14 +112,15 @@ void sb_hub_msg_clear(sb_hub_msg *m);
 /* Invocation with JSON arguments (a json array, NULL = none); invocation_id NULL = non-blocking.
  * For MessagePack the JSON values are converted (integers stay integers, reals float64,
  * strings str, null nil, objects maps). */
-void sb_hubproto_write_invocation(sb_hub_protocol p, sb_buf *out, const char *invocation_id, const char *target,
-                                  json_t *arguments);
+void sb_hubproto_write_invocation(sb_hub_protocol p, sb_buf *out, const char *invocation_id,
+                                  const char *target, json_t *arguments);
 void sb_hubproto_write_ping(sb_hub_protocol p, sb_buf *out);
-/* Close; error NULL for none; allowReconnect written only when true (JSON), always (MessagePack [7, err|nil, bool]). */
+/* Close; error NULL for none.  JSON writes allowReconnect only when true,
+ * MessagePack always ([7, err|nil, bool]). */
 void sb_hubproto_write_close(sb_hub_protocol p, sb_buf *out, const char *error, int allow_reconnect);
-/* Completion: error (non-NULL) XOR result (non-NULL json) XOR void (both NULL). */
-void sb_hubproto_write_completion(sb_hub_protocol p, sb_buf *out, const char *invocation_id, const char *error,
-                                  json_t *result);
+/* Completion: error (non-NULL) XOR result (non-NULL json) XOR void (both NULL); invocation_id required. */
+void sb_hubproto_write_completion(sb_hub_protocol p, sb_buf *out, const char *invocation_id,
+                                  const char *error, json_t *result);
 void sb_hubproto_write_ack(sb_hub_protocol p, sb_buf *out, int64_t sequence_id);
 void sb_hubproto_write_sequence(sb_hub_protocol p, sb_buf *out, int64_t sequence_id);
 

@@ -30,7 +30,7 @@
 static int json_split(const uint8_t *data, size_t len, size_t max_message, sb_slice *body, size_t *consumed) {
     /* A separator at index max_message still ends a body of exactly max_message bytes. */
     size_t scan = len > max_message ? max_message + 1 : len;
-    const uint8_t *sep = memchr(data, RECORD_SEPARATOR, scan);
+    const uint8_t *sep = scan ? memchr(data, RECORD_SEPARATOR, scan) : NULL;
     if (!sep)
         return len > max_message ? SB_E2BIG : SB_EAGAIN;
     *body = sb_slice_make(data, (size_t)(sep - data));
@@ -215,9 +215,12 @@ static void write_value(sb_buf *out, json_t *value) {
     out->data[out->len] = '\0';
 }
 
-static void write_end(sb_buf *out) { sb_buf_append(out, "}\x1e", 2); }
+static void write_end(sb_buf *out) {
+    sb_buf_append(out, "}\x1e", 2);
+}
 
-static void json_write_invocation(sb_buf *out, const char *invocation_id, const char *target, json_t *arguments) {
+static void json_write_invocation(sb_buf *out, const char *invocation_id, const char *target,
+                                  json_t *arguments) {
     sb_buf_appends(out, "{\"type\":1");
     if (invocation_id) {
         sb_buf_appends(out, ",\"invocationId\":");
@@ -233,7 +236,9 @@ static void json_write_invocation(sb_buf *out, const char *invocation_id, const 
     write_end(out);
 }
 
-static void json_write_ping(sb_buf *out) { sb_buf_appends(out, "{\"type\":6}\x1e"); }
+static void json_write_ping(sb_buf *out) {
+    sb_buf_appends(out, "{\"type\":6}\x1e");
+}
 
 static void json_write_close(sb_buf *out, const char *error, int allow_reconnect) {
     sb_buf_appends(out, "{\"type\":7");

@@ -26,8 +26,8 @@
  * writing straight into the output buffer; the body is then shifted right to
  * make room for its VarInt length.
  */
-#include <msgpack.h>
 #include <limits.h>
+#include <msgpack.h>
 #include <string.h>
 
 #include "signalr/hubproto.h"
@@ -170,8 +170,10 @@ static int mp_next(mp_reader *r, mp_value *v) {
     }
 }
 
-/* Skip count whole values.  Each pending value needs at least one byte, so a
- * declared size larger than what remains is rejected before anything else. */
+/* Skip count whole values.  Every step consumes a byte, so the walk is linear
+ * in the input whatever the sizes claim.  Each pending value needs at least one
+ * byte, so a claim larger than what remains is rejected at once, which also
+ * keeps the counter far from overflowing. */
 static int mp_skip(mp_reader *r, uint64_t count) {
     uint64_t pending = count;
     while (pending > 0) {
@@ -256,7 +258,8 @@ static int read_invocation_id(mp_reader *r, sb_hub_msg *m, int required, const c
 /* [type, Headers, InvocationId, Target, [Arguments], [StreamIds]?] after the type. */
 static int read_invocation(mp_reader *r, sb_hub_msg *m, uint64_t count, const char **err) {
     int rc;
-    if ((rc = read_headers(r, err)) || (rc = read_invocation_id(r, m, m->type == SB_HUBMSG_STREAM_INVOCATION, err)) ||
+    if ((rc = read_headers(r, err)) ||
+        (rc = read_invocation_id(r, m, m->type == SB_HUBMSG_STREAM_INVOCATION, err)) ||
         (rc = read_text_or_nil(r, &m->target, "Expected 'target' to be of type String.", err)))
         return rc;
     if (!m->target || !m->target[0])
@@ -313,10 +316,18 @@ static int read_close(mp_reader *r, sb_hub_msg *m, uint64_t count, const char **
 static int mp_decode(sb_slice body, sb_hub_msg *m, const char **err) {
     /* The spec's minimum element count for each known type, the type included. */
     static const uint8_t min_count[] = {
-        [SB_HUBMSG_INVOCATION] = 5, [SB_HUBMSG_STREAM_ITEM] = 4, [SB_HUBMSG_COMPLETION] = 4,
-        [SB_HUBMSG_STREAM_INVOCATION] = 5, [SB_HUBMSG_CANCEL_INVOCATION] = 3, [SB_HUBMSG_PING] = 1,
-        [SB_HUBMSG_CLOSE] = 2, [SB_HUBMSG_ACK] = 2, [SB_HUBMSG_SEQUENCE] = 2,
+        [SB_HUBMSG_INVOCATION] = 5,
+        [SB_HUBMSG_STREAM_ITEM] = 4,
+        [SB_HUBMSG_COMPLETION] = 4,
+        [SB_HUBMSG_STREAM_INVOCATION] = 5,
+        [SB_HUBMSG_CANCEL_INVOCATION] = 3,
+        [SB_HUBMSG_PING] = 1,
+        [SB_HUBMSG_CLOSE] = 2,
+        [SB_HUBMSG_ACK] = 2,
+        [SB_HUBMSG_SEQUENCE] = 2,
     };
+    if (body.len == 0) /* also spares arithmetic on a NULL base */
+        return fail(err, "Invalid payload.");
     const uint8_t *start = (const uint8_t *)body.base;
     mp_reader r = {start, start + body.len};
     if (mp_skip(&r, 1) || r.p != r.end)
@@ -458,7 +469,8 @@ static void begin_with_headers(mp_frame *f, sb_buf *out, int type, size_t count)
     msgpack_pack_map(&f->pk, 0);
 }
 
-static void mp_write_invocation(sb_buf *out, const char *invocation_id, const char *target, json_t *arguments) {
+static void mp_write_invocation(sb_buf *out, const char *invocation_id, const char *target,
+                                json_t *arguments) {
     mp_frame f;
     begin_with_headers(&f, out, SB_HUBMSG_INVOCATION, 5);
     pack_text_or_nil(&f.pk, invocation_id);
@@ -470,7 +482,9 @@ static void mp_write_invocation(sb_buf *out, const char *invocation_id, const ch
     frame_end(&f);
 }
 
-static void mp_write_ping(sb_buf *out) { sb_buf_append(out, "\x02\x91\x06", 3); }
+static void mp_write_ping(sb_buf *out) {
+    sb_buf_append(out, "\x02\x91\x06", 3);
+}
 
 static void mp_write_close(sb_buf *out, const char *error, int allow_reconnect) {
     mp_frame f;

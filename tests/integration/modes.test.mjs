@@ -93,5 +93,4 @@ describe('graceful shutdown', { timeout: 20000 }, () => {
             ws.destroy();
         }
     });
-
 });

@@ -8,12 +8,11 @@
 
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from './lib/server.mjs';
+import { randomAccessKey, startServer } from './lib/server.mjs';
 import { connectClient, stopAll } from './lib/client.mjs';
 import { rest, v2022, describeResponse } from './lib/rest.mjs';
 import { describeRaw, rawHttp } from './lib/raw.mjs';
 import { restToken, signJwt } from './lib/token.mjs';
-import { randomAccessKey } from './lib/server.mjs';
 import { uniq, waitFor } from './lib/util.mjs';
 
 let server;
