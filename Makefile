@@ -33,11 +33,12 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 TOOL_SRCS := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(BUILD)/tools/%)
 FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+REPLAY_BINS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/replay/%)
 APP_SRCS  := $(sort $(wildcard appserver/*.c))
 APP_OBJS  := $(APP_SRCS:%.c=$(BUILD)/obj/%.o)
 DEPS      := $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d)
 
-.PHONY: all run test unit integration asan fuzz fuzz-smoke bench deps format clean
+.PHONY: all run test unit integration asan replay fuzz fuzz-smoke bench deps format clean
 all: $(BUILD)/switchboard $(BUILD)/switchboard-appserver $(TOOL_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -63,6 +64,14 @@ $(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libswitchboard.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libswitchboard.a $(LDFLAGS) $(LIBS)
 
+# Fuzz targets with a plain main (fuzz/replay.c): the committed corpora replayed by any compiler.
+$(BUILD)/replay/%: fuzz/%.c fuzz/replay.c $(BUILD)/libswitchboard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< fuzz/replay.c $(BUILD)/libswitchboard.a $(LDFLAGS) $(LIBS)
+
+replay: $(REPLAY_BINS)
+	@set -e; for b in $(REPLAY_BINS); do n=$$(basename $$b); $$b fuzz/corpus/$${n#fuzz_}; done
+
 deps:
 	@scripts/deps.sh
 
@@ -80,7 +89,7 @@ integration: all
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 asan:
-	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined unit integration
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE=address,undefined unit replay integration
 
 fuzz-smoke:
 	@scripts/fuzz.sh smoke $(FUZZ_SRCS)

@@ -81,7 +81,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             check_request(&p);
             sb_http_parser_reset(&p);
         } else if (rc != SB_EAGAIN) {
-            CHECK(p.status == 400 || p.status == 413 || p.status == 414 || p.status == 431 || p.status == 501);
+            CHECK(p.status == 400 || p.status == 413 || p.status == 414 || p.status == 431 ||
+                  p.status == 501);
             CHECK(p.error != NULL);
             break;
         } else {

@@ -23,7 +23,9 @@
 #define MAX_MESSAGE 4096
 #define MAX_HANDSHAKE 1024
 
-static int same_str(const char *a, const char *b) { return (!a && !b) || (a && b && strcmp(a, b) == 0); }
+static int same_str(const char *a, const char *b) {
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
 
 /* Write m again in protocol p from its extracted fields; 0 if the type has no writer. */
 static int rewrite(sb_hub_protocol p, const sb_hub_msg *m, sb_buf *out) {
@@ -98,7 +100,8 @@ static size_t check_handshake(const uint8_t *in, size_t len) {
     sb_buf_init(&resp);
     sb_handshake_write_response(&resp, err);
     json_t *v = json_loadb(resp.data, resp.len - 1, 0, NULL);
-    if (resp.data[resp.len - 1] != 0x1e || !v || !same_str(json_string_value(json_object_get(v, "error")), err))
+    if (resp.data[resp.len - 1] != 0x1e || !v ||
+        !same_str(json_string_value(json_object_get(v, "error")), err))
         abort();
     json_decref(v);
     sb_buf_free(&resp);

@@ -28,7 +28,7 @@ for src in "$@"; do
     mkdir -p "$corpus"
     work=$(mktemp -d)
     n=$((n + 1))
-    if "$out/$name" -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 -artifact_prefix=fuzz/crashes/ \
+    if "$out/$name" -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=fuzz/crashes/ \
         "$work" "$corpus" >"$out/$name.log" 2>&1; then
         echo "fuzz: $name ok ($(grep -Eo 'stat::number_of_executed_runs: *[0-9]+' "$out/$name.log" | grep -Eo '[0-9]+$' || echo '?') runs)"
     else

@@ -62,6 +62,14 @@ enum sb_service_mode { SB_MODE_DEFAULT = 0, SB_MODE_SERVERLESS = 1 };
       "Close an app-server connection that sent nothing for this many milliseconds")                           \
     X(max_server_message_bytes, INT, "16777216", 1024, 268435456, NULL,                                         \
       "Largest service-protocol message from an app server (close 1009 above)")                                \
+    X(storage_accounts, STRING, "local", 0, 0, NULL,                                                            \
+      "Storage accounts diagnostic settings may name (comma-separated; each kept in <data_dir>/storage/<name>)") \
+    X(workspaces, STRING, "local", 0, 0, NULL,                                                                  \
+      "Log Analytics workspaces diagnostic settings may name (comma-separated; <data_dir>/workspaces/<name>.db)") \
+    X(log_queue_max_records, INT, "262144", 1024, 16777216, NULL,                                              \
+      "Log records waiting for the writer thread before new ones are dropped (and counted)")                   \
+    X(max_diagnostic_clients, INT, "100", 0, 100000, NULL,                                                     \
+      "Concurrent diagnostic clients; the next one gets 429 Too Many Requests")                               \
     X(max_connections, INT, "0", 0, 10000000, NULL,                                                             \
       "Hard cap on client connections (0: no cap beyond the tier quota)")
 

@@ -7,6 +7,7 @@
  *   switchboard token --access-key KEY --aud URL [--user ID] [--ttl SECONDS] [--claim k=v ...]
  *   switchboard config dump [--config FILE] [--show-secrets]
  *   switchboard config docs
+ *   switchboard diag list|get|set|delete|log-types ...   (diag/diag_cli.c)
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 
 #include "auth/jwt.h"
 #include "config.h"
+#include "diag/diag_cli.h"
 #include "server.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -24,7 +26,8 @@ static void usage(FILE *out) {
                  "commands:\n"
                  "  serve    run the service (see 'switchboard serve --help')\n"
                  "  token    print a client or REST access token signed with an access key\n"
-                 "  config   'config dump' prints the effective settings; 'config docs' the settings table\n");
+                 "  config   'config dump' prints the effective settings; 'config docs' the settings table\n"
+                 "  diag     diagnostic settings and log source settings of a running service (see 'switchboard diag --help')\n");
 }
 
 static void serve_usage(FILE *out) {
@@ -217,6 +220,8 @@ int main(int argc, char **argv) {
         return cmd_token(argc - 1, argv + 1);
     if (strcmp(cmd, "config") == 0)
         return cmd_config(argc - 1, argv + 1);
+    if (strcmp(cmd, "diag") == 0)
+        return sb_diag_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

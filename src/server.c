@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 
 #include "auth/auth.h"
+#include "diag/diag.h"
+#include "diag/names.h"
 #include "net/conn.h"
 #include "service/service.h"
 #include "signalr/client.h"
@@ -19,13 +21,20 @@
 #define STOP_GRACE_MS 3000
 #define STOP_POLL_MS 20
 
-static void on_flush_check(uv_check_t *h) { sb_conn_flush_pending(h->data); }
+/* Once per loop turn, after all I/O callbacks: write what the turn queued, hand its log records over. */
+static void on_flush_check(uv_check_t *h) {
+    sb_server *s = h->data;
+    sb_conn_flush_pending(s);
+    sb_diag_flush_turn(s);
+}
 
 static void on_sweep(uv_timer_t *t) {
     sb_server *s = t->data;
     sb_client_sweep(s);
     sb_service_sweep(s);
     sb_conn_sweep(s);
+    /* "collect all" messaging logs: app servers stamp tracing ids while it is on (the d-m ping) */
+    sb_service_set_message_logging(s, sb_diag_collecting(s) && sb_diag_type_enabled(s, SB_LOGT_MESSAGING));
 }
 
 static void on_connection(uv_stream_t *listener, int status) {
@@ -91,6 +100,8 @@ int sb_server_init(sb_server *s, uv_loop_t *loop) {
         return rc;
     }
     if ((rc = sb_auth_load_keys(s)) != SB_OK)
+        return rc;
+    if ((rc = sb_diag_start(s)) != SB_OK)
         return rc;
 
     char host[256];
@@ -193,7 +204,7 @@ void sb_server_stop(sb_server *s) {
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_signal_stop(&s->sig_int);
     uv_signal_stop(&s->sig_term);
-    sb_client_close_all(s, SB_CLOSE_SERVICE_RELOAD, "Service reloading, try reconnecting");
+    sb_client_close_all(s, SB_CLOSE_SERVICE_RELOAD, SB_MSG_SERVICE_RELOADING);
     sb_service_stop(s);
     uv_timer_start(&s->stop_timer, on_stop_tick, STOP_POLL_MS, STOP_POLL_MS);
 }
@@ -203,10 +214,12 @@ int sb_server_run(sb_server *s) {
            s->endpoint, s->mode == SB_MODE_SERVERLESS ? "serverless" : "default", s->endpoint, s->access_keys[0]);
     fflush(stdout);
     uv_run(s->loop, UV_RUN_DEFAULT);
+    sb_diag_stop(s); /* every record produced until the last close is on disk before exit */
     return 0;
 }
 
 void sb_server_free(sb_server *s) {
+    sb_diag_stop(s);
     sb_router_free(&s->router);
     sb_service_free(s);
     for (size_t i = 0; i < s->naccess_keys; i++)

@@ -42,6 +42,8 @@ typedef struct sb_server {
     uint64_t stop_elapsed_ms; /* time spent in the graceful stop so far */
     int mode;                /* enum sb_service_mode */
     char resource_id[512];
+    struct sb_diag *diag;       /* resource logs pipeline (diag/) */
+    size_t ndiagnostic_clients; /* connected diagnostic clients (limit max_diagnostic_clients) */
     struct sb_service *servers; /* default mode: app-server connection registry (service/) */
 } sb_server;
 

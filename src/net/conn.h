@@ -74,6 +74,7 @@ typedef struct sb_conn {
     void (*on_ws_message)(struct sb_conn *c, int opcode, const char *data, size_t len);
     void (*on_lost)(struct sb_conn *c);
     uint64_t last_read_ms;
+    uint64_t req_start_ns; /* when the request being answered was complete (HTTP request logs) */
     uint64_t linger_deadline_ms;
     size_t linger_discarded;
 } sb_conn;

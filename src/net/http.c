@@ -6,6 +6,7 @@
  *   /client/...        SignalR client endpoint (signalr/client.c)
  *   /server/...        app-server connections, default mode (service/service.c)
  *   /api/...           data-plane REST API (rest/rest_api.c)
+ *   /subscriptions/... ARM-shaped management API: resource, diagnostic settings (rest/mgmt_api.c)
  *   /                  a one-line banner
  * Everything else is 404.
  */
@@ -13,7 +14,10 @@
 
 #include <string.h>
 
+#include "diag/diag.h"
+#include "diag/events.h"
 #include "net/ws.h"
+#include "rest/mgmt_api.h"
 #include "rest/rest_api.h"
 #include "server.h"
 #include "service/service.h"
@@ -46,7 +50,20 @@ const char *sb_http_reason(int status) {
     }
 }
 
+void sb_http_log_response(sb_conn *c, int status) {
+    if (!c->http || !c->busy || !sb_diag_should_log(c->srv, SB_LOGT_HTTP, 0))
+        return;
+    const sb_http_request *req = &c->http->req;
+    char *path = sb_strndup(req->path.base, req->path.len);
+    char *query = sb_strndup(req->query.base, req->query.len);
+    double ms = (double)(uv_hrtime() - c->req_start_ns) / 1e6;
+    sb_log_http_request(c->srv, req->method_name ? req->method_name : "?", path, query, status, ms, c->peer_ip);
+    sb_free(path);
+    sb_free(query);
+}
+
 static void write_head(sb_conn *c, int status, const char *content_type, long content_length, const char *extra) {
+    sb_http_log_response(c, status);
     sb_buf b;
     sb_buf_init(&b);
     sb_buf_appendf(&b, "HTTP/1.1 %d %s\r\n", status, sb_http_reason(status));
@@ -134,6 +151,9 @@ static void dispatch(sb_conn *c, sb_http_request *req) {
         sb_client_endpoint_handle(c, req);
     } else if (path_is(req->path, "/server/") || sb_slice_eq(req->path, "/server")) {
         sb_service_endpoint_handle(c, req);
+    } else if (path_is(req->path, "/subscriptions/") || path_is(req->path, "//subscriptions/")) {
+        /* the Azure SDKs join the endpoint and the resource id into "//subscriptions/..." */
+        sb_mgmt_handle(c, req);
     } else if (path_is(req->path, "/api/")) {
         if (req->body.len > (size_t)c->srv->cfg.max_rest_body_bytes)
             sb_http_respond_text(c, 413, "The request body is too large.");
@@ -168,6 +188,7 @@ void sb_http_on_data(sb_conn *c) {
         sb_buf_consume(&c->in, used);
         sb_http_request *req = &c->http->req;
         c->busy = 1;
+        c->req_start_ns = uv_hrtime();
         c->resp_keep_alive = req->keep_alive && !c->srv->stopping;
         c->resp_head = req->method == HTTP_HEAD;
         sb_slice origin = sb_http_header_get(req, "Origin");
@@ -178,6 +199,7 @@ void sb_http_on_data(sb_conn *c) {
                         : NULL;
         dispatch(c, req);
         if (c->kind == SB_CONN_WS && !c->closing) {
+            sb_http_log_response(c, 101);
             sb_http_parser_free(c->http);
             sb_free(c->http);
             c->http = NULL;

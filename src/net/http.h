@@ -39,6 +39,9 @@ void sb_http_respond_json(sb_conn *c, int status, json_t *body);
 /* Write only the head of a response with no Content-Length (streams: SSE). */
 void sb_http_respond_head(sb_conn *c, int status, const char *content_type, const char *extra_headers);
 
+/* Record an HTTP request log for the request being answered (called when its status is known). */
+void sb_http_log_response(sb_conn *c, int status);
+
 /* The asynchronous answer to the current request is complete: continue with the next request or close. */
 void sb_http_request_done(sb_conn *c);
 

@@ -592,6 +592,18 @@ static int deliver(sb_conn *c, const sb_http_request *req, const sb_rest_route_t
         else
             sb_msg_init_payloads(&m, s.json_payload.base, s.json_payload.len, s.msgpack_payload.base,
                                  s.msgpack_payload.len);
+        /* the Management SDK's EnableMessageTracing stamps REST sends with this header; the id then
+         * follows the message into the messaging logs like an app server's tracing id */
+        sb_slice tid = sb_http_header_get(req, "X-ASRS-Message-Tracing-Id");
+        if (tid.base && tid.len && tid.len < 21) {
+            char num[24];
+            memcpy(num, tid.base, tid.len);
+            num[tid.len] = '\0';
+            char *end;
+            unsigned long long v = strtoull(num, &end, 10);
+            if (!*end && num[0] != '-')
+                m.tracing_id = v;
+        }
         sb_exclude ex = {(const char *const *)rt->excluded, rt->nexcluded};
         if (rt->op == SB_REST_OP_SEND_HUB)
             sb_router_broadcast(hub, &m, &ex);

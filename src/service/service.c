@@ -23,6 +23,8 @@
 
 #include "auth/auth.h"
 #include "auth/jwt.h"
+#include "diag/events.h"
+#include "diag/names.h"
 #include "net/http.h"
 #include "net/ws.h"
 #include "server.h"
@@ -135,7 +137,7 @@ void sb_service_endpoint_handle(sb_conn *c, sb_http_request *req) {
         return;
     }
     if (srv->stopping) {
-        sb_http_respond_text(c, 503, "Service reloading, try reconnecting");
+        sb_http_respond_text(c, 503, SB_MSG_SERVICE_RELOADING);
         return;
     }
     sb_buf hubname, cid;
@@ -306,6 +308,8 @@ void sb_service_client_data(sb_client *cl, const char *data, size_t len, uint64_
         m.tracing_id = tracing_id;
     }
     send_msg(sc, &m);
+    if (tracing_id)
+        sb_log_message_to_server(cl, tracing_id, sc->id);
 }
 
 int sb_service_client_completion(sb_client *cl, const sb_hub_msg *hm, const char *framed, size_t len) {
@@ -400,22 +404,22 @@ static void build_exclude(sb_hub *hub, const sb_svc_strv *conns, const sb_svc_st
 }
 
 static void on_ping(sb_server_conn *sc, const sb_svc_msg *m) {
-    const sb_svc_strv *s = &m->strings;
-    if (s->n < 2)
+    const char *val = NULL;
+    if (m->strings.n < 2)
         return; /* plain keep-alive */
-    const char *key = s->v[0], *val = s->v[1];
-    if (strcmp(key, SB_SVC_PING_ECHO) == 0) {
-        send_ping(sc, (const char *const *)s->v, s->n);
-    } else if (strcmp(key, SB_SVC_PING_STATUS) == 0) {
+    /* keys are looked up like the SDK does: key/value pairs, first match wins */
+    if (sb_svc_ping_get(m, SB_SVC_PING_ECHO, &val)) {
+        send_ping(sc, (const char *const *)m->strings.v, m->strings.n);
+    } else if (sb_svc_ping_get(m, SB_SVC_PING_STATUS, &val)) {
         const char *kv[] = {SB_SVC_PING_STATUS,
                             sb_dict_count(&sc->hub->clients) ? SB_SVC_PING_STATUS_ACTIVE : SB_SVC_PING_STATUS_INACTIVE};
         send_ping(sc, kv, 2);
-    } else if (strcmp(key, SB_SVC_PING_SHUTDOWN) == 0 && strncmp(val, "fin:", 4) == 0) {
+    } else if (sb_svc_ping_get(m, SB_SVC_PING_SHUTDOWN, &val) && val && strncmp(val, "fin:", 4) == 0) {
         /* the server is shutting down gracefully: no new clients on this connection */
         sc->offline = 1;
         const char *kv[] = {SB_SVC_PING_SHUTDOWN, SB_SVC_PING_SHUTDOWN_FIN_ACK};
         send_ping(sc, kv, 2);
-    } else if (strcmp(key, SB_SVC_PING_SERVERS) == 0) {
+    } else if (sb_svc_ping_get(m, SB_SVC_PING_SERVERS, &val)) {
         sb_buf b;
         sb_buf_init(&b);
         sb_buf_appendf(&b, "%" PRIu64 ":", sb_now_ms(sc->srv));
@@ -462,6 +466,7 @@ static void on_handshake(sb_server_conn *sc, const sb_svc_msg *m) {
     }
     sb_list_insert_tail(&hub->servers->conns, &sc->hub_node);
     hub->servers->n++;
+    sb_log_server_started(sc->srv, sc->id, hub->name, sc->conn->peer_ip, sc->server_id);
     if (registry(sc->srv)->message_logging)
         send_messaging_flag(sc, 1);
 }
@@ -474,6 +479,9 @@ static void ack(sb_server_conn *sc, const sb_svc_msg *m, int ok) {
 
 static void on_message(sb_server_conn *sc, const sb_svc_msg *m) {
     sb_hub *hub = sc->hub;
+    if (m->has_tracing_id && m->tracing_id)
+        sb_log_message_from_server(sc->srv, hub, sb_svc_type_name(m->type), m->tracing_id, sc->id,
+                                   sc->conn ? sc->conn->peer_ip : NULL);
     sb_msg out;
     sb_exclude ex = {0};
     const char **owned = NULL;
@@ -488,7 +496,7 @@ static void on_message(sb_server_conn *sc, const sb_svc_msg *m) {
         if (cl) {
             detach_client(cl); /* the server knows: no CloseConnection back */
             sb_client_close(cl, SB_CLOSE_BY_APP,
-                            m->error && *m->error ? m->error : "Application server closed the connection", 0);
+                            m->error && *m->error ? m->error : SB_MSG_APP_SERVER_CLOSED, 0);
         }
         break;
     }
@@ -590,7 +598,7 @@ static void on_message(sb_server_conn *sc, const sb_svc_msg *m) {
         sb_client *cl = find_client(sc, m->connection_id);
         if (cl)
             sb_client_close(cl, SB_CLOSE_BY_APP,
-                            m->reason && *m->reason ? m->reason : "Application server closed the connection", 0);
+                            m->reason && *m->reason ? m->reason : SB_MSG_APP_SERVER_CLOSED, 0);
         ack(sc, m, cl != NULL);
         break;
     }
@@ -704,12 +712,19 @@ static void on_ws_message(sb_conn *c, int opcode, const char *data, size_t len) 
 /* The server connection's socket is gone: its clients cannot be served any more. */
 static void on_lost(sb_conn *c) {
     sb_server_conn *sc = c->upper;
+    if (sc->handshaken) {
+        /* a close the service started (shutdown) or the server's clean close frame ends it;
+         * anything else is the server connection dropping */
+        int aborted = !c->peer_closed && !sc->srv->stopping;
+        sb_log_server_closed(sc->srv, sc->id, sc->hub->name, c->peer_ip, sc->server_id, aborted,
+                             aborted ? SB_MSG_SERVER_CONNECTION_DROPPED : NULL);
+    }
     c->upper = NULL;
     sc->conn = NULL;
     while (!sb_list_empty(&sc->clients)) {
         sb_client *cl = sb_container_of(sc->clients.next, sb_client, server_node);
         detach_client(cl);
-        sb_client_close(cl, SB_CLOSE_SERVER_DROPPED, "Server connection dropped", 1);
+        sb_client_close(cl, SB_CLOSE_SERVER_DROPPED, SB_MSG_SERVER_CONNECTION_DROPPED, 1);
     }
     if (sc->handshaken) {
         sb_list_remove(&sc->hub_node);

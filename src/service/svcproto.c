@@ -62,6 +62,8 @@ typedef struct layout {
     field f[7];      /* wire order after the type; K_END terminates */
 } layout;
 
+/* One line per field and per type, so the table reads like the catalogue. */
+/* clang-format off */
 #define AT(member) offsetof(sb_svc_msg, member), "invalid field " #member
 #define STR(m) {K_STR, 0, 0, AT(m)}
 #define REQ(m) {K_STR, F_REQUIRED, 0, AT(m)}
@@ -134,6 +136,7 @@ static const layout layouts[SB_SVC_TYPE_MAX + 1] = {
     [SB_SVC_GROUP_MEMBER_QUERY] = {6, X_TR,
         {EXT, REQ(group), I32(ack_id), I32(max_count), STR(continuation_token)}},
 };
+/* clang-format on */
 
 static const char *const type_names[SB_SVC_TYPE_MAX + 1] = {
     [1] = "HandshakeRequestMessage",
@@ -243,7 +246,9 @@ typedef struct reader {
     const uint8_t *end;
 } reader;
 
-static size_t rd_left(const reader *r) { return (size_t)(r->end - r->p); }
+static size_t rd_left(const reader *r) {
+    return (size_t)(r->end - r->p);
+}
 
 /* Big-endian unsigned of n bytes (1, 2, 4 or 8). */
 static int rd_be(reader *r, unsigned n, uint64_t *v) {
@@ -625,7 +630,7 @@ static int decode_fields(reader *r, sb_svc_msg *m, const layout *l, uint32_t len
 }
 
 int sb_svc_decode(const uint8_t *body, size_t len, sb_svc_msg *m, const char **err) {
-    reader r = {body, body + len};
+    reader r = {body, len ? body + len : body}; /* no arithmetic on a NULL empty body */
     const char *e = NULL;
     uint32_t n;
     int32_t type = 0; /* stays 0 until the type itself has been read */
@@ -674,10 +679,26 @@ static void strv_free(sb_svc_strv *v) {
 }
 
 void sb_svc_msg_clear(sb_svc_msg *m) {
-    char **strs[] = {&m->connection_id, &m->user_id,   &m->group,     &m->invocation_id, &m->caller_server_id,
-                     &m->instance_id,   &m->caller_user_id, &m->target, &m->query_string, &m->error,
-                     &m->message,       &m->reason,    &m->object_id, &m->aad_token,     &m->kid,
-                     &m->access_key,    &m->error_type, &m->continuation_token, &m->protocol, &m->filter};
+    char **strs[] = {&m->connection_id,
+                     &m->user_id,
+                     &m->group,
+                     &m->invocation_id,
+                     &m->caller_server_id,
+                     &m->instance_id,
+                     &m->caller_user_id,
+                     &m->target,
+                     &m->query_string,
+                     &m->error,
+                     &m->message,
+                     &m->reason,
+                     &m->object_id,
+                     &m->aad_token,
+                     &m->kid,
+                     &m->access_key,
+                     &m->error_type,
+                     &m->continuation_token,
+                     &m->protocol,
+                     &m->filter};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         sb_free(*strs[i]);
     strv_free(&m->strings);
@@ -707,7 +728,9 @@ void sb_svc_msg_clear(sb_svc_msg *m) {
 
 /* ---- MessagePack writer (smallest encodings, as MessagePack-CSharp) ------- */
 
-static void w_byte(sb_buf *b, uint8_t c) { sb_buf_append(b, &c, 1); }
+static void w_byte(sb_buf *b, uint8_t c) {
+    sb_buf_append(b, &c, 1);
+}
 
 static void w_tagged(sb_buf *b, uint8_t tag, uint64_t v, unsigned n) {
     uint8_t t[9];

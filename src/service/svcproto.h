@@ -62,8 +62,8 @@ enum sb_svc_type {
     SB_SVC_USER_LEAVE_GROUP_WITH_ACK = 27,
     SB_SVC_ACCESS_KEY_REQUEST = 28,
     SB_SVC_ACCESS_KEY_RESPONSE = 29,
-    SB_SVC_CLOSE_CONNECTION_WITH_ACK = 30,   /* obsolete in the SDK, still parsed */
-    SB_SVC_CLOSE_CONNECTIONS_WITH_ACK = 31,  /* obsolete in the SDK, still parsed */
+    SB_SVC_CLOSE_CONNECTION_WITH_ACK = 30,  /* obsolete in the SDK, still parsed */
+    SB_SVC_CLOSE_CONNECTIONS_WITH_ACK = 31, /* obsolete in the SDK, still parsed */
     SB_SVC_CLOSE_USER_CONNECTIONS_WITH_ACK = 32,
     SB_SVC_CLOSE_GROUP_CONNECTIONS_WITH_ACK = 33,
     SB_SVC_CLIENT_INVOCATION = 34,
@@ -374,6 +374,8 @@ void sb_svc_msg_clear(sb_svc_msg *m);
  * NULL), the older layout is written instead (HandshakeRequest 6, Ack 5), so a
  * decoded older message re-encodes to its original bytes.  An unknown type is
  * written as [type] so tests can round-trip it; the service never sends one.
+ * The body must stay under the protocol's 2 GB frame limit; configured message
+ * size limits keep every real message far below it.
  */
 void sb_svc_encode(const sb_svc_msg *m, sb_buf *out);
 

@@ -23,6 +23,8 @@
 
 #include "auth/auth.h"
 #include "auth/jwt.h"
+#include "diag/events.h"
+#include "diag/names.h"
 #include "net/http.h"
 #include "net/ws.h"
 #include "server.h"
@@ -37,7 +39,9 @@ static const char not_connected_text[] = "Azure SignalR Service is not connected
 
 /* ---- responses -------------------------------------------------------------- */
 
-static void respond_auth_failure(sb_conn *c, sb_auth_result *res) {
+static void respond_auth_failure(sb_conn *c, sb_auth_result *res, const char *hub) {
+    if (res->status == 401)
+        sb_log_client_unauthorized(c->srv, c->peer_ip, hub, res->message.data);
     if (res->status == 401) {
         sb_http_respond(c, 401, "text/plain; charset=utf-8", res->message.data, res->message.len,
                         "WWW-Authenticate: Bearer\r\n");
@@ -55,7 +59,7 @@ static int authenticate(sb_conn *c, sb_http_request *req, const char *hub, int a
     int rc = sb_auth_request(srv, req, allow_query, valid, 1, 0, &res);
     sb_free(aud);
     if (rc != SB_OK) {
-        respond_auth_failure(c, &res);
+        respond_auth_failure(c, &res, hub);
         sb_auth_result_free(&res);
         return rc;
     }
@@ -101,13 +105,27 @@ static void negotiate(sb_conn *c, sb_http_request *req, sb_hub *hub, json_t *cla
         sb_http_respond_text(c, 500, not_connected_text);
         return;
     }
+    int diagnostic = claim_true(claims, "asrs.s.dc");
     if (srv->cfg.max_connections > 0 && srv->router.nclients >= (size_t)srv->cfg.max_connections) {
+        sb_log_client_throttled(srv, c->peer_ip, hub->name, sb_jwt_user_id(claims), diagnostic,
+                                SB_MSG_CONNECTION_COUNT_REACHES_LIMIT);
         json_decref(claims);
-        sb_http_respond_text(c, 429, "Connection count reaches limit");
+        sb_http_respond_text(c, 429, SB_MSG_CONNECTION_COUNT_REACHES_LIMIT);
+        return;
+    }
+    if (diagnostic && srv->ndiagnostic_clients >= (size_t)srv->cfg.max_diagnostic_clients) {
+        /* the new diagnostic client is refused; those already connected are untouched */
+        sb_log_client_throttled(srv, c->peer_ip, hub->name, sb_jwt_user_id(claims), 1,
+                                "Diagnostic client count reaches limit");
+        json_decref(claims);
+        sb_http_respond_text(c, 429, "Too Many Requests: diagnostic client count reaches limit.");
         return;
     }
     sb_client *cl = sb_client_new(&srv->router, hub, sb_jwt_user_id(claims), claims, version);
-    cl->diagnostic = claim_true(claims, "asrs.s.dc");
+    if (diagnostic) {
+        cl->diagnostic = 1;
+        srv->ndiagnostic_clients++;
+    }
     snprintf(cl->caller_ip, sizeof cl->caller_ip, "%s", c->peer_ip);
 
     json_t *body = json_object();
@@ -264,7 +282,7 @@ void sb_client_endpoint_handle(sb_conn *c, sb_http_request *req) {
         return;
     }
     if (srv->stopping) {
-        sb_http_respond_text(c, 503, "Service reloading, try reconnecting");
+        sb_http_respond_text(c, 503, SB_MSG_SERVICE_RELOADING);
         return;
     }
     sb_buf hubname;
@@ -334,8 +352,11 @@ int sb_client_deliver(sb_client *cl, sb_msg *m) {
     case SB_TRANSPORT_NONE:
         return SB_ECLOSED;
     }
-    if (rc == SB_OK)
+    if (rc == SB_OK) {
         cl->last_send_ms = sb_now_ms(cl->hub->router->srv);
+        if (m->tracing_id)
+            sb_log_message_to_client(cl, m->tracing_id);
+    }
     return rc;
 }
 
@@ -413,6 +434,7 @@ static size_t on_handshake(sb_client *cl, const char *data, size_t len) {
             handshake_fail(cl, not_connected_text);
             return len;
         }
+        sb_log_client_started(cl);
         return used;
     }
     sb_buf b;
@@ -422,15 +444,34 @@ static size_t on_handshake(sb_client *cl, const char *data, size_t len) {
     sb_buf_free(&b);
     cl->state = SB_CLIENT_CONNECTED;
     sb_client_activate(cl);
+    sb_log_client_started(cl);
     return used;
+}
+
+/* Hub message class names as the .NET protocol library spells them (messaging logs' MessageType). */
+static const char *hub_message_type(int type) {
+    switch (type) {
+    case SB_HUBMSG_INVOCATION: return "InvocationMessage";
+    case SB_HUBMSG_STREAM_ITEM: return "StreamItemMessage";
+    case SB_HUBMSG_COMPLETION: return "CompletionMessage";
+    case SB_HUBMSG_STREAM_INVOCATION: return "StreamInvocationMessage";
+    case SB_HUBMSG_CANCEL_INVOCATION: return "CancelInvocationMessage";
+    case SB_HUBMSG_PING: return "PingMessage";
+    case SB_HUBMSG_CLOSE: return "CloseMessage";
+    case SB_HUBMSG_ACK: return "AckMessage";
+    case SB_HUBMSG_SEQUENCE: return "SequenceMessage";
+    default: return "UnknownMessage";
+    }
 }
 
 /* framed: the message with its framing, as the client sent it */
 static void on_message(sb_client *cl, const sb_hub_msg *m, const char *framed, size_t framed_len) {
     if (cl->server) {
         /* default mode: everything goes to the app server; a Close also ends the client here */
-        if (!sb_service_client_completion(cl, m, framed, framed_len))
-            sb_service_client_data(cl, framed, framed_len, 0);
+        if (!sb_service_client_completion(cl, m, framed, framed_len)) {
+            uint64_t tid = m->type == SB_HUBMSG_PING ? 0 : sb_log_message_from_client(cl, hub_message_type(m->type));
+            sb_service_client_data(cl, framed, framed_len, tid);
+        }
         if (m->type == SB_HUBMSG_CLOSE)
             sb_client_close(cl, SB_CLOSE_NORMAL, NULL, 0);
         return;
@@ -566,6 +607,10 @@ void sb_client_close(sb_client *cl, sb_close_reason why, const char *error, int 
         }
         sb_msg_release(&m);
     }
+    if (connected)
+        sb_log_client_closed(cl, why, error);
+    if (cl->diagnostic)
+        cl->hub->router->srv->ndiagnostic_clients--;
     if (cl->server) /* default mode: the app server learns the client is gone */
         sb_service_client_closed(cl, why == SB_CLOSE_NORMAL ? NULL : error);
     sb_client_unlink(cl); /* state CLOSED from here on */
@@ -648,7 +693,7 @@ void sb_client_sweep(sb_server *srv) {
                 break;
             }
             if (now - cl->last_recv_ms >= (uint64_t)cfg->client_timeout_ms) {
-                sb_client_close(cl, SB_CLOSE_PING_TIMEOUT, "Connection ping timeout", 1);
+                sb_client_close(cl, SB_CLOSE_PING_TIMEOUT, SB_MSG_PING_TIMEOUT, 1);
                 break;
             }
             if (now - cl->last_send_ms >= (uint64_t)cfg->keep_alive_interval_ms) {

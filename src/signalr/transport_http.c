@@ -46,6 +46,7 @@ static void answer_with_queue(sb_conn *c, sb_client *cl) {
         cl->conn = NULL;
     /* head with the total length, then the queued payloads themselves (shared, not copied) */
     size_t total = q->bytes;
+    sb_http_log_response(c, 200);
     sb_buf b;
     sb_buf_init(&b);
     sb_buf_appendf(&b, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %zu\r\n%s", total,

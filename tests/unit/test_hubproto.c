@@ -116,8 +116,10 @@ static void test_varint_invalid(void **state) {
     /* 2^31: the 5th byte would be 8 */
     assert_int_equal(sb_varint_read((const uint8_t *)"\x80\x80\x80\x80\x08", 5, &value, &nbytes), SB_EPROTO);
     /* a 5th byte with the continuation bit asks for a 6th */
-    assert_int_equal(sb_varint_read((const uint8_t *)"\xff\xff\xff\xff\x87\x00", 6, &value, &nbytes), SB_EPROTO);
-    assert_int_equal(sb_varint_read((const uint8_t *)"\xff\xff\xff\xff\xff\xff", 6, &value, &nbytes), SB_EPROTO);
+    assert_int_equal(sb_varint_read((const uint8_t *)"\xff\xff\xff\xff\x87\x00", 6, &value, &nbytes),
+                     SB_EPROTO);
+    assert_int_equal(sb_varint_read((const uint8_t *)"\xff\xff\xff\xff\xff\xff", 6, &value, &nbytes),
+                     SB_EPROTO);
     /* ...rejected as soon as the 5th byte is seen, not after waiting for more */
     assert_int_equal(sb_varint_read((const uint8_t *)"\xff\xff\xff\xff\x7f", 5, &value, &nbytes), SB_EPROTO);
     assert_int_equal(sb_varint_read((const uint8_t *)"\xff\xff\xff\xff", 4, &value, &nbytes), SB_EAGAIN);
@@ -136,16 +138,34 @@ static void test_split_json(void **state) {
     assert_true(sb_slice_eq(body, "{\"type\":6}"));
     assert_int_equal(consumed, 11);
     off += consumed;
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_JSON, in + off, len - off, MAXMSG, &body, &consumed), SB_OK);
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_JSON, in + off, len - off, MAXMSG, &body, &consumed),
+                     SB_OK);
     assert_true(sb_slice_eq(body, "{}"));
     off += consumed;
     /* an empty message splits; the decoder is what rejects it */
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_JSON, in + off, len - off, MAXMSG, &body, &consumed), SB_OK);
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_JSON, in + off, len - off, MAXMSG, &body, &consumed),
+                     SB_OK);
     assert_int_equal(body.len, 0);
     assert_int_equal(consumed, 1);
     off += consumed;
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_JSON, in + off, len - off, MAXMSG, &body, &consumed), SB_EAGAIN);
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_JSON, in + off, len - off, MAXMSG, &body, &consumed),
+                     SB_EAGAIN);
     assert_int_equal(sb_hubproto_split(SB_HUBPROTO_JSON, in, 0, MAXMSG, &body, &consumed), SB_EAGAIN);
+}
+
+/* An sb_buf that never held data hands over (NULL, 0). */
+static void test_empty_input(void **state) {
+    sb_slice body;
+    size_t consumed;
+    sb_handshake_req req;
+    const char *err;
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_JSON, NULL, 0, MAXMSG, &body, &consumed), SB_EAGAIN);
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, NULL, 0, MAXMSG, &body, &consumed), SB_EAGAIN);
+    assert_int_equal(sb_handshake_parse(NULL, 0, 4096, &consumed, &req, &err), SB_EAGAIN);
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_JSON, NULL, 0, 0, &body, &consumed), SB_EAGAIN);
+    assert_int_equal(sb_handshake_parse(NULL, 0, 0, &consumed, &req, &err), SB_EAGAIN);
+    expect_decode_error(SB_HUBPROTO_JSON, (bytes){NULL, 0}, "Error reading JSON.");
+    expect_decode_error(SB_HUBPROTO_MSGPACK, (bytes){NULL, 0}, "Invalid payload.");
 }
 
 static void test_split_json_limit(void **state) {
@@ -173,10 +193,12 @@ static void test_split_msgpack(void **state) {
     assert_bytes(body.base, body.len, B("\x91\x06"));
     assert_int_equal(consumed, 3);
     off += consumed;
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, d + off, in.len - off, MAXMSG, &body, &consumed), SB_OK);
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, d + off, in.len - off, MAXMSG, &body, &consumed),
+                     SB_OK);
     assert_bytes(body.base, body.len, B("\x92\x08\xcc\x24"));
     off += consumed;
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, d + off, in.len - off, MAXMSG, &body, &consumed), SB_OK);
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, d + off, in.len - off, MAXMSG, &body, &consumed),
+                     SB_OK);
     assert_int_equal(body.len, 0);
     assert_int_equal(consumed, 1);
     off += consumed;
@@ -189,19 +211,24 @@ static void test_split_msgpack_limits(void **state) {
     sb_slice body;
     size_t consumed;
     /* 5248 announced: over a 5000 limit as soon as the length is read, before any body byte */
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x80\x29", 2, 5000, &body, &consumed),
-                     SB_E2BIG);
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x80\x29", 2, 5248, &body, &consumed),
-                     SB_EAGAIN);
     assert_int_equal(
-        sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\xff\xff\xff\xff\x08", 5, MAXMSG, &body, &consumed),
-        SB_EPROTO);
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x80", 1, MAXMSG, &body, &consumed),
-                     SB_EAGAIN);
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x02\x91\x06", 3, 2, &body, &consumed),
-                     SB_OK);
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x02\x91\x06", 3, 1, &body, &consumed),
-                     SB_E2BIG);
+        sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x80\x29", 2, 5000, &body, &consumed),
+        SB_E2BIG);
+    assert_int_equal(
+        sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x80\x29", 2, 5248, &body, &consumed),
+        SB_EAGAIN);
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\xff\xff\xff\xff\x08", 5,
+                                       MAXMSG, &body, &consumed),
+                     SB_EPROTO);
+    assert_int_equal(
+        sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x80", 1, MAXMSG, &body, &consumed),
+        SB_EAGAIN);
+    assert_int_equal(
+        sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x02\x91\x06", 3, 2, &body, &consumed),
+        SB_OK);
+    assert_int_equal(
+        sb_hubproto_split(SB_HUBPROTO_MSGPACK, (const uint8_t *)"\x02\x91\x06", 3, 1, &body, &consumed),
+        SB_E2BIG);
 }
 
 static void test_bad_protocol(void **state) {
@@ -210,7 +237,8 @@ static void test_bad_protocol(void **state) {
     sb_slice body;
     size_t consumed;
     assert_string_equal(sb_hubproto_name(SB_HUBPROTO_COUNT), "unknown");
-    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_COUNT, (const uint8_t *)"x", 1, 10, &body, &consumed), SB_EINVAL);
+    assert_int_equal(sb_hubproto_split(SB_HUBPROTO_COUNT, (const uint8_t *)"x", 1, 10, &body, &consumed),
+                     SB_EINVAL);
     assert_int_equal(sb_hubproto_decode(SB_HUBPROTO_COUNT, SB_SLICE("x"), &m, &err), SB_EINVAL);
     assert_non_null(err);
     sb_hub_msg_clear(&m);
@@ -260,8 +288,8 @@ static void test_json_writers_exact(void **state) {
     json_t *result = load("{\"a\":1}");
 
     sb_hubproto_write_invocation(SB_HUBPROTO_JSON, &b, "7", "Send", args);
-    assert_string_equal(b.data,
-                        "{\"type\":1,\"invocationId\":\"7\",\"target\":\"Send\",\"arguments\":[1,\"two\",{\"k\":[true,null]},1.5]}\x1e");
+    assert_string_equal(b.data, "{\"type\":1,\"invocationId\":\"7\",\"target\":\"Send\",\"arguments\":[1,"
+                                "\"two\",{\"k\":[true,null]},1.5]}\x1e");
     sb_buf_reset(&b);
     sb_hubproto_write_invocation(SB_HUBPROTO_JSON, &b, NULL, "Send", NULL);
     assert_string_equal(b.data, "{\"type\":1,\"target\":\"Send\",\"arguments\":[]}\x1e");
@@ -294,8 +322,9 @@ static void test_json_writers_exact(void **state) {
     assert_string_equal(b.data, "{\"type\":9,\"sequenceId\":9007199254740993}\x1e");
     sb_buf_reset(&b);
     /* strings are escaped: quotes, backslashes and control characters; UTF-8 passes through */
-    sb_hubproto_write_close(SB_HUBPROTO_JSON, &b, "a\"b\\c\nd\x01\xc3\xa9", 0);
-    assert_string_equal(b.data, "{\"type\":7,\"error\":\"a\\\"b\\\\c\\u000ad\\u0001\xc3\xa9\"}\x1e");
+    sb_hubproto_write_close(SB_HUBPROTO_JSON, &b, "a\"b\\c\nd\x01\x1f \x7f\xc3\xa9", 0);
+    assert_string_equal(b.data,
+                        "{\"type\":7,\"error\":\"a\\\"b\\\\c\\u000ad\\u0001\\u001f \x7f\xc3\xa9\"}\x1e");
 
     /* writers append: two messages in one buffer */
     sb_buf_reset(&b);
@@ -327,16 +356,25 @@ static void test_msgpack_writers(void **state) {
     assert_bytes(b.data, b.len, B("\x04\x93\x07\xc0\xc2"));
     sb_buf_reset(&b);
     sb_hubproto_write_close(SB_HUBPROTO_MSGPACK, &b, "e", 1);
-    assert_bytes(b.data, b.len, B("\x05\x93\x07\xa1" "e\xc3"));
+    assert_bytes(b.data, b.len,
+                 B("\x05\x93\x07\xa1"
+                   "e\xc3"));
     sb_buf_reset(&b);
     sb_hubproto_write_completion(SB_HUBPROTO_MSGPACK, &b, "1", NULL, NULL);
-    assert_bytes(b.data, b.len, B("\x06\x94\x03\x80\xa1" "1\x02"));
+    assert_bytes(b.data, b.len,
+                 B("\x06\x94\x03\x80\xa1"
+                   "1\x02"));
     sb_buf_reset(&b);
     sb_hubproto_write_completion(SB_HUBPROTO_MSGPACK, &b, "1", NULL, result);
-    assert_bytes(b.data, b.len, B("\x09\x95\x03\x80\xa1" "1\x03\xa2ok"));
+    assert_bytes(b.data, b.len,
+                 B("\x09\x95\x03\x80\xa1"
+                   "1\x03\xa2ok"));
     sb_buf_reset(&b);
     sb_hubproto_write_completion(SB_HUBPROTO_MSGPACK, &b, "1", "bad", NULL);
-    assert_bytes(b.data, b.len, B("\x0a\x95\x03\x80\xa1" "1\x01\xa3" "bad"));
+    assert_bytes(b.data, b.len,
+                 B("\x0a\x95\x03\x80\xa1"
+                   "1\x01\xa3"
+                   "bad"));
     sb_buf_reset(&b);
     sb_hubproto_write_ack(SB_HUBPROTO_MSGPACK, &b, 36);
     assert_bytes(b.data, b.len, B("\x03\x92\x08\x24"));
@@ -512,18 +550,23 @@ static void roundtrip(sb_hub_protocol p) {
     sb_buf_free(&b);
 }
 
-static void test_roundtrip_json(void **state) { roundtrip(SB_HUBPROTO_JSON); }
-static void test_roundtrip_msgpack(void **state) { roundtrip(SB_HUBPROTO_MSGPACK); }
+static void test_roundtrip_json(void **state) {
+    roundtrip(SB_HUBPROTO_JSON);
+}
+static void test_roundtrip_msgpack(void **state) {
+    roundtrip(SB_HUBPROTO_MSGPACK);
+}
 
 /* Every writer's output in one stream, delivered one byte at a time, and all at once. */
 static void stream(sb_hub_protocol p, int byte_at_a_time) {
-    static const int want[] = {SB_HUBMSG_INVOCATION, SB_HUBMSG_PING,     SB_HUBMSG_CLOSE, SB_HUBMSG_COMPLETION,
-                               SB_HUBMSG_COMPLETION, SB_HUBMSG_ACK,      SB_HUBMSG_SEQUENCE};
+    static const int want[] = {SB_HUBMSG_INVOCATION, SB_HUBMSG_PING, SB_HUBMSG_CLOSE,   SB_HUBMSG_COMPLETION,
+                               SB_HUBMSG_COMPLETION, SB_HUBMSG_ACK,  SB_HUBMSG_SEQUENCE};
     const size_t nwant = sizeof(want) / sizeof(want[0]);
     sb_buf all, in;
     sb_buf_init(&all);
     sb_buf_init(&in);
-    json_t *args = json_pack("[s,i]", "\x1e-looking text is escaped in JSON and length-prefixed in MessagePack", 5);
+    json_t *args =
+        json_pack("[s,i]", "\x1e-looking text is escaped in JSON and length-prefixed in MessagePack", 5);
     sb_hubproto_write_invocation(p, &all, "1", "t", args);
     sb_hubproto_write_ping(p, &all);
     sb_hubproto_write_close(p, &all, "bye", 1);
@@ -564,10 +607,18 @@ static void stream(sb_hub_protocol p, int byte_at_a_time) {
     sb_buf_free(&in);
 }
 
-static void test_stream_json_bytewise(void **state) { stream(SB_HUBPROTO_JSON, 1); }
-static void test_stream_msgpack_bytewise(void **state) { stream(SB_HUBPROTO_MSGPACK, 1); }
-static void test_stream_json_whole(void **state) { stream(SB_HUBPROTO_JSON, 0); }
-static void test_stream_msgpack_whole(void **state) { stream(SB_HUBPROTO_MSGPACK, 0); }
+static void test_stream_json_bytewise(void **state) {
+    stream(SB_HUBPROTO_JSON, 1);
+}
+static void test_stream_msgpack_bytewise(void **state) {
+    stream(SB_HUBPROTO_MSGPACK, 1);
+}
+static void test_stream_json_whole(void **state) {
+    stream(SB_HUBPROTO_JSON, 0);
+}
+static void test_stream_msgpack_whole(void **state) {
+    stream(SB_HUBPROTO_MSGPACK, 0);
+}
 
 /* ---- JSON decoding -------------------------------------------------------- */
 
@@ -576,7 +627,8 @@ static void test_json_decode_accepts(void **state) {
 
     /* the JS client writes type last; headers are allowed */
     decode_body(SB_HUBPROTO_JSON,
-                B("{\"target\":\"Send\",\"arguments\":[1,2],\"invocationId\":\"0\",\"headers\":{\"a\":\"b\"},\"type\":1}"),
+                B("{\"target\":\"Send\",\"arguments\":[1,2],\"invocationId\":\"0\",\"headers\":{\"a\":\"b\"},"
+                  "\"type\":1}"),
                 &m);
     assert_int_equal(m.type, SB_HUBMSG_INVOCATION);
     assert_string_equal(m.invocation_id, "0");
@@ -585,15 +637,18 @@ static void test_json_decode_accepts(void **state) {
     sb_hub_msg_clear(&m);
 
     /* empty and null invocation ids mean non-blocking */
-    decode_body(SB_HUBPROTO_JSON, B("{\"type\":1,\"invocationId\":\"\",\"target\":\"a\",\"arguments\":[]}"), &m);
+    decode_body(SB_HUBPROTO_JSON, B("{\"type\":1,\"invocationId\":\"\",\"target\":\"a\",\"arguments\":[]}"),
+                &m);
     assert_null(m.invocation_id);
     sb_hub_msg_clear(&m);
-    decode_body(SB_HUBPROTO_JSON, B("{\"type\":1,\"invocationId\":null,\"target\":\"a\",\"arguments\":[]}"), &m);
+    decode_body(SB_HUBPROTO_JSON, B("{\"type\":1,\"invocationId\":null,\"target\":\"a\",\"arguments\":[]}"),
+                &m);
     assert_null(m.invocation_id);
     sb_hub_msg_clear(&m);
 
     decode_body(SB_HUBPROTO_JSON,
-                B("{\"type\":4,\"invocationId\":\"3\",\"target\":\"Counter\",\"arguments\":[10],\"streamIds\":[\"4\"]}"),
+                B("{\"type\":4,\"invocationId\":\"3\",\"target\":\"Counter\",\"arguments\":[10],"
+                  "\"streamIds\":[\"4\"]}"),
                 &m);
     assert_int_equal(m.type, SB_HUBMSG_STREAM_INVOCATION);
     assert_string_equal(m.invocation_id, "3");
@@ -607,7 +662,8 @@ static void test_json_decode_accepts(void **state) {
     sb_hub_msg_clear(&m);
 
     /* a null error is no error, so a result may accompany it */
-    decode_body(SB_HUBPROTO_JSON, B("{\"type\":3,\"invocationId\":\"1\",\"error\":null,\"result\":null}"), &m);
+    decode_body(SB_HUBPROTO_JSON, B("{\"type\":3,\"invocationId\":\"1\",\"error\":null,\"result\":null}"),
+                &m);
     assert_true(m.has_result);
     assert_null(m.error);
     sb_hub_msg_clear(&m);
@@ -678,7 +734,8 @@ static void test_json_decode_errors(void **state) {
          "Expected 'streamIds' to be of type Array."},
         {B("{\"type\":1,\"target\":\"a\",\"arguments\":[],\"streamIds\":[\"1\",2]}"),
          "Expected 'streamIds' to contain only strings."},
-        {B("{\"type\":1,\"target\":\"a\",\"arguments\":[],\"headers\":[]}"), "Expected 'headers' to be of type Object."},
+        {B("{\"type\":1,\"target\":\"a\",\"arguments\":[],\"headers\":[]}"),
+         "Expected 'headers' to be of type Object."},
         {B("{\"type\":1,\"target\":\"a\",\"arguments\":[],\"headers\":{\"a\":1}}"),
          "Expected header values to be of type String."},
         {B("{\"type\":4,\"target\":\"a\",\"arguments\":[]}"), "Missing required property 'invocationId'."},
@@ -694,7 +751,8 @@ static void test_json_decode_errors(void **state) {
          "The 'error' and 'result' properties are mutually exclusive."},
         {B("{\"type\":3,\"invocationId\":\"1\",\"error\":5}"), "Expected 'error' to be of type String."},
         {B("{\"type\":5}"), "Missing required property 'invocationId'."},
-        {B("{\"type\":5,\"invocationId\":\"1\",\"headers\":\"h\"}"), "Expected 'headers' to be of type Object."},
+        {B("{\"type\":5,\"invocationId\":\"1\",\"headers\":\"h\"}"),
+         "Expected 'headers' to be of type Object."},
         {B("{\"type\":7,\"error\":1}"), "Expected 'error' to be of type String."},
         {B("{\"type\":7,\"allowReconnect\":\"yes\"}"), "Expected 'allowReconnect' to be of type Boolean."},
         {B("{\"type\":7,\"allowReconnect\":1}"), "Expected 'allowReconnect' to be of type Boolean."},
@@ -720,34 +778,56 @@ static void test_msgpack_decode_accepts(void **state) {
     assert_string_equal(m.target, "Send");
     assert_int_equal(m.nargs, 2);
     sb_hub_msg_clear(&m);
-    decode_body(SB_HUBPROTO_MSGPACK, B("\x96\x01\x81\xa1k\xa1v\xa0\xa1t\x90\x91\xa1" "5"), &m);
+    decode_body(SB_HUBPROTO_MSGPACK,
+                B("\x96\x01\x81\xa1k\xa1v\xa0\xa1t\x90\x91\xa1"
+                  "5"),
+                &m);
     assert_null(m.invocation_id); /* empty = non-blocking */
     assert_string_equal(m.target, "t");
     sb_hub_msg_clear(&m);
-    decode_body(SB_HUBPROTO_MSGPACK, B("\x97\x04\x80\xa1" "1\xa1t\x90\x90\xc0"), &m);
+    decode_body(SB_HUBPROTO_MSGPACK,
+                B("\x97\x04\x80\xa1"
+                  "1\xa1t\x90\x90\xc0"),
+                &m);
     assert_int_equal(m.type, SB_HUBMSG_STREAM_INVOCATION);
     assert_string_equal(m.invocation_id, "1");
     sb_hub_msg_clear(&m);
 
-    decode_body(SB_HUBPROTO_MSGPACK, B("\x94\x02\x80\xa1" "1\xc0"), &m);
+    decode_body(SB_HUBPROTO_MSGPACK,
+                B("\x94\x02\x80\xa1"
+                  "1\xc0"),
+                &m);
     assert_int_equal(m.type, SB_HUBMSG_STREAM_ITEM);
     assert_string_equal(m.invocation_id, "1");
     sb_hub_msg_clear(&m);
 
-    decode_body(SB_HUBPROTO_MSGPACK, B("\x94\x03\x80\xa1" "1\x02"), &m);
+    decode_body(SB_HUBPROTO_MSGPACK,
+                B("\x94\x03\x80\xa1"
+                  "1\x02"),
+                &m);
     assert_int_equal(m.type, SB_HUBMSG_COMPLETION);
     assert_false(m.has_result);
     assert_null(m.error);
     sb_hub_msg_clear(&m);
-    decode_body(SB_HUBPROTO_MSGPACK, B("\x95\x03\x80\xa1" "1\x03\xc0"), &m);
+    decode_body(SB_HUBPROTO_MSGPACK,
+                B("\x95\x03\x80\xa1"
+                  "1\x03\xc0"),
+                &m);
     assert_true(m.has_result);
     sb_hub_msg_clear(&m);
-    decode_body(SB_HUBPROTO_MSGPACK, B("\x95\x03\x80\xa1" "1\x01\xa1" "e"), &m);
+    decode_body(SB_HUBPROTO_MSGPACK,
+                B("\x95\x03\x80\xa1"
+                  "1\x01\xa1"
+                  "e"),
+                &m);
     assert_false(m.has_result);
     assert_string_equal(m.error, "e");
     sb_hub_msg_clear(&m);
 
-    decode_body(SB_HUBPROTO_MSGPACK, B("\x93\x05\x80\xa1" "1"), &m);
+    decode_body(SB_HUBPROTO_MSGPACK,
+                B("\x93\x05\x80\xa1"
+                  "1"),
+                &m);
     assert_int_equal(m.type, SB_HUBMSG_CANCEL_INVOCATION);
     assert_string_equal(m.invocation_id, "1");
     sb_hub_msg_clear(&m);
@@ -758,16 +838,24 @@ static void test_msgpack_decode_accepts(void **state) {
     assert_null(m.error);
     assert_false(m.allow_reconnect);
     sb_hub_msg_clear(&m);
-    decode_body(SB_HUBPROTO_MSGPACK, B("\x93\x07\xa1" "e\xc3"), &m);
+    decode_body(SB_HUBPROTO_MSGPACK,
+                B("\x93\x07\xa1"
+                  "e\xc3"),
+                &m);
     assert_string_equal(m.error, "e");
     assert_true(m.allow_reconnect);
     sb_hub_msg_clear(&m);
 
     /* any integer width, for the type and the sequence id */
-    static const bytes acks[] = {B("\x92\x08\x24"), B("\x92\x08\xcd\x00\x24"), B("\x92\x08\xce\x00\x00\x00\x24"),
-                                 B("\x92\x08\xcf\x00\x00\x00\x00\x00\x00\x00\x24"), B("\x92\x08\xd0\x24"),
-                                 B("\x92\x08\xd1\x00\x24"), B("\x92\x08\xd2\x00\x00\x00\x24"),
-                                 B("\x92\x08\xd3\x00\x00\x00\x00\x00\x00\x00\x24"), B("\x92\xcc\x08\x24"),
+    static const bytes acks[] = {B("\x92\x08\x24"),
+                                 B("\x92\x08\xcd\x00\x24"),
+                                 B("\x92\x08\xce\x00\x00\x00\x24"),
+                                 B("\x92\x08\xcf\x00\x00\x00\x00\x00\x00\x00\x24"),
+                                 B("\x92\x08\xd0\x24"),
+                                 B("\x92\x08\xd1\x00\x24"),
+                                 B("\x92\x08\xd2\x00\x00\x00\x24"),
+                                 B("\x92\x08\xd3\x00\x00\x00\x00\x00\x00\x00\x24"),
+                                 B("\x92\xcc\x08\x24"),
                                  B("\x92\xd1\x00\x08\x24")};
     for (size_t i = 0; i < sizeof(acks) / sizeof(acks[0]); i++) {
         decode_body(SB_HUBPROTO_MSGPACK, acks[i], &m);
@@ -820,23 +908,33 @@ static void test_msgpack_decode_errors(void **state) {
         {B("\xdc\x00\x03\x06\x06"), "Invalid payload."},
         {B("\x95\x01\xdf\x7f\xff\xff\xff\xc0\xa1m\x90"), "Invalid payload."},
         {B("\x95\x01\x80\xc0\xa1m\x91\xdd\xff\xff\xff\xff"), "Invalid payload."},
-        {B("\x92\x01\xdb\xff\xff\xff\xff" "a"), "Invalid payload."},
+        {B("\x92\x01\xdb\xff\xff\xff\xff"
+           "a"),
+         "Invalid payload."},
         {B("\x92\x01\xc6\xff\xff\xff\xff"), "Invalid payload."},
         {B("\x92\x01\xc9\xff\xff\xff\xff\x01"), "Invalid payload."},
         /* the envelope */
         {B("\x06"), "Message is not a non-empty MessagePack array."},
         {B("\x90"), "Message is not a non-empty MessagePack array."},
         {B("\x80"), "Message is not a non-empty MessagePack array."},
-        {B("\x91\xa1" "1"), not_int},
+        {B("\x91\xa1"
+           "1"),
+         not_int},
         {B("\x91\xc0"), not_int},
         {B("\x91\xcb\x40\x18\x00\x00\x00\x00\x00\x00"), not_int},
         {B("\x91\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), not_int},
         {B("\x91\xce\x80\x00\x00\x00"), "The message type is out of range."},
         {B("\x91\xd3\x80\x00\x00\x00\x00\x00\x00\x00"), "The message type is out of range."},
         {B("\x94\x01\x80\xc0\xa1m"), too_few},
-        {B("\x94\x04\x80\xa1" "1\xa1m"), too_few},
-        {B("\x93\x02\x80\xa1" "1"), too_few},
-        {B("\x93\x03\x80\xa1" "1"), too_few},
+        {B("\x94\x04\x80\xa1"
+           "1\xa1m"),
+         too_few},
+        {B("\x93\x02\x80\xa1"
+           "1"),
+         too_few},
+        {B("\x93\x03\x80\xa1"
+           "1"),
+         too_few},
         {B("\x92\x05\x80"), too_few},
         {B("\x91\x07"), too_few},
         {B("\x91\x08"), too_few},
@@ -862,15 +960,33 @@ static void test_msgpack_decode_errors(void **state) {
         /* StreamItem, Completion, CancelInvocation */
         {B("\x94\x02\x80\xc0\x01"), no_id},
         {B("\x94\x02\x80\x01\x01"), "Expected 'invocationId' to be of type String."},
-        {B("\x94\x02\x90\xa1" "1\x01"), "Invalid headers."},
-        {B("\x94\x03\x80\xa1" "1\x04"), "Invalid invocation result kind."},
-        {B("\x94\x03\x80\xa1" "1\x00"), "Invalid invocation result kind."},
-        {B("\x94\x03\x80\xa1" "1\xa1x"), "Invalid invocation result kind."},
-        {B("\x94\x03\x80\xa1" "1\x01"), "Missing the result of a Completion message."},
-        {B("\x94\x03\x80\xa1" "1\x03"), "Missing the result of a Completion message."},
-        {B("\x95\x03\x80\xa1" "1\x01\xc0"), "Expected 'error' to be of type String."},
-        {B("\x95\x03\x80\xa1" "1\x01\x01"), "Expected 'error' to be of type String."},
-        {B("\x95\x03\x80\xa1" "1\x01\xa1\xff"), bad_text},
+        {B("\x94\x02\x90\xa1"
+           "1\x01"),
+         "Invalid headers."},
+        {B("\x94\x03\x80\xa1"
+           "1\x04"),
+         "Invalid invocation result kind."},
+        {B("\x94\x03\x80\xa1"
+           "1\x00"),
+         "Invalid invocation result kind."},
+        {B("\x94\x03\x80\xa1"
+           "1\xa1x"),
+         "Invalid invocation result kind."},
+        {B("\x94\x03\x80\xa1"
+           "1\x01"),
+         "Missing the result of a Completion message."},
+        {B("\x94\x03\x80\xa1"
+           "1\x03"),
+         "Missing the result of a Completion message."},
+        {B("\x95\x03\x80\xa1"
+           "1\x01\xc0"),
+         "Expected 'error' to be of type String."},
+        {B("\x95\x03\x80\xa1"
+           "1\x01\x01"),
+         "Expected 'error' to be of type String."},
+        {B("\x95\x03\x80\xa1"
+           "1\x01\xa1\xff"),
+         bad_text},
         {B("\x94\x03\x80\xc0\x02"), no_id},
         {B("\x93\x05\x80\xc0"), no_id},
         {B("\x93\x05\x80\xa0"), no_id},
@@ -879,7 +995,9 @@ static void test_msgpack_decode_errors(void **state) {
         {B("\x92\x07\x01"), "Expected 'error' to be of type String."},
         {B("\x93\x07\xc0\xc0"), "Expected 'allowReconnect' to be of type Boolean."},
         {B("\x93\x07\xc0\x01"), "Expected 'allowReconnect' to be of type Boolean."},
-        {B("\x92\x08\xa1" "1"), "Expected 'sequenceId' to be an integer."},
+        {B("\x92\x08\xa1"
+           "1"),
+         "Expected 'sequenceId' to be an integer."},
         {B("\x92\x09\xcf\xff\xff\xff\xff\xff\xff\xff\xff"), "Expected 'sequenceId' to be an integer."},
         {B("\x92\x09\xca\x00\x00\x00\x00"), "Expected 'sequenceId' to be an integer."},
     };
@@ -903,9 +1021,12 @@ static void test_msgpack_every_format(void **state) {
                                "\xd6\x05\x01\x02\x03\x04"
                                "\xd7\x05\x01\x02\x03\x04\x05\x06\x07\x08"
                                "\xd8\x05\x01\x02\x03\x04\x05\x06\x07\x08\x01\x02\x03\x04\x05\x06\x07\x08"
-                               "\xd9\x01" "a"
-                               "\xda\x00\x01" "a"
-                               "\xdb\x00\x00\x00\x01" "a"
+                               "\xd9\x01"
+                               "a"
+                               "\xda\x00\x01"
+                               "a"
+                               "\xdb\x00\x00\x00\x01"
+                               "a"
                                "\xde\x00\x01\x01\x02"
                                "\xdf\x00\x00\x00\x01\x01\x02"
                                "\xdc\x00\x01\xc0"
@@ -955,8 +1076,8 @@ static void test_msgpack_many_arguments(void **state) {
 
 /* ---- handshake ------------------------------------------------------------ */
 
-static int parse_handshake(const char *data, size_t len, size_t max_len, size_t *consumed, sb_handshake_req *req,
-                           const char **err) {
+static int parse_handshake(const char *data, size_t len, size_t max_len, size_t *consumed,
+                           sb_handshake_req *req, const char **err) {
     return sb_handshake_parse((const uint8_t *)data, len, max_len, consumed, req, err);
 }
 
@@ -1062,7 +1183,8 @@ static void test_handshake_response(void **state) {
     /* and it is valid JSON that says the same thing */
     json_t *v = json_loadb(b.data, b.len - 1, 0, NULL);
     assert_non_null(v);
-    assert_string_equal(json_string_value(json_object_get(v, "error")), "The protocol 'x\"y\\z' is not supported.");
+    assert_string_equal(json_string_value(json_object_get(v, "error")),
+                        "The protocol 'x\"y\\z' is not supported.");
     json_decref(v);
     sb_buf_free(&b);
 }
@@ -1074,6 +1196,7 @@ int main(void) {
         cmocka_unit_test(test_varint_invalid),
         cmocka_unit_test(test_split_json),
         cmocka_unit_test(test_split_json_limit),
+        cmocka_unit_test(test_empty_input),
         cmocka_unit_test(test_split_msgpack),
         cmocka_unit_test(test_split_msgpack_limits),
         cmocka_unit_test(test_bad_protocol),

@@ -99,6 +99,7 @@ typedef struct vector {
 } vector;
 
 /* Decoded and re-encoded byte for byte. */
+/* clang-format off */
 static const vector roundtrip_vectors[] = {
     {"HandshakeRequest len6", 1, "96 01 01 00 a0 00 80"},
     {"HandshakeRequest Type=1 Target=abc", 1, "96 01 01 01 a3 'abc' 00 80"},
@@ -193,6 +194,7 @@ static const vector parse_only_vectors[] = {
     {"GroupBroadcast len5", 13, "95 0d a6 'group3' 90 80 81 01 05"},
 };
 #define N_PARSE_ONLY (sizeof parse_only_vectors / sizeof parse_only_vectors[0])
+/* clang-format on */
 
 static void test_vectors_roundtrip(void **state) {
     for (size_t i = 0; i < N_ROUNDTRIP; i++) {
@@ -259,14 +261,15 @@ static void test_vector_fields(void **state) {
     assert_null(m.connection_id);
     sb_svc_msg_clear(&m);
 
-    assert_int_equal(
-        decode_hex("96 04 a5 'conn2' 81 d9 44 'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier' "
-                   "a5 'user1' 80 a0 80",
-                   &m),
-        SB_OK);
+    assert_int_equal(decode_hex("96 04 a5 'conn2' 81 d9 44 "
+                                "'http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier' "
+                                "a5 'user1' 80 a0 80",
+                                &m),
+                     SB_OK);
     assert_string_equal(m.connection_id, "conn2");
     assert_int_equal(m.claims.n, 1);
-    assert_string_equal(m.claims.v[0].type, "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier");
+    assert_string_equal(m.claims.v[0].type,
+                        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier");
     assert_string_equal(m.claims.v[0].value, "user1");
     assert_string_equal(m.query_string, "");
     assert_int_equal(m.has_tracing_id, 0);
@@ -350,9 +353,10 @@ static void test_vector_fields(void **state) {
     sb_svc_msg_clear(&m);
 
     assert_int_equal(
-        decode_hex("97 23 ac 'invocationId' a5 'conn1' a7 'server1' a4 'json' c4 07 02 03 04 05 06 07 01 81 03 a4 "
-                   "'json'",
-                   &m),
+        decode_hex(
+            "97 23 ac 'invocationId' a5 'conn1' a7 'server1' a4 'json' c4 07 02 03 04 05 06 07 01 81 03 a4 "
+            "'json'",
+            &m),
         SB_OK);
     assert_string_equal(m.invocation_id, "invocationId");
     assert_string_equal(m.caller_server_id, "server1");
@@ -360,7 +364,8 @@ static void test_vector_fields(void **state) {
     sb_svc_msg_clear(&m);
 
     /* The ext value of the protocol wins over the positional one. */
-    assert_int_equal(decode_hex("97 23 a1 'i' a1 'c' a1 's' a4 'json' c4 00 81 03 ab 'messagepack'", &m), SB_OK);
+    assert_int_equal(decode_hex("97 23 a1 'i' a1 'c' a1 's' a4 'json' c4 00 81 03 ab 'messagepack'", &m),
+                     SB_OK);
     assert_string_equal(m.protocol, "messagepack");
     sb_svc_msg_clear(&m);
 
@@ -467,8 +472,8 @@ static void test_ping_get(void **state) {
     assert_string_equal(v, "1"); /* first match wins */
     assert_int_equal(sb_svc_ping_get(&m, SB_SVC_PING_TARGET, &v), 1);
     assert_string_equal(v, "inst9");
-    assert_int_equal(sb_svc_ping_get(&m, "1", &v), 0);                 /* values are not keys */
-    assert_int_equal(sb_svc_ping_get(&m, SB_SVC_PING_ECHO, &v), 0);    /* trailing key, no value */
+    assert_int_equal(sb_svc_ping_get(&m, "1", &v), 0);              /* values are not keys */
+    assert_int_equal(sb_svc_ping_get(&m, SB_SVC_PING_ECHO, &v), 0); /* trailing key, no value */
     assert_int_equal(sb_svc_ping_get(&m, SB_SVC_PING_OFFLINE, NULL), 0);
     assert_int_equal(sb_svc_ping_get(&m, "STATUS", NULL), 0); /* keys are case-sensitive */
     sb_svc_msg_clear(&m);
@@ -493,7 +498,20 @@ static void test_ping_get(void **state) {
 
 /* ---- every type round trip ----------------------------------------------- */
 
-enum { T_STR, T_STRV, T_I32, T_INT, T_BYTES, T_PAYLOADS, T_HEADERS, T_CLAIMS, T_TRACING, T_TTL, T_DMT, T_PARTIAL };
+enum {
+    T_STR,
+    T_STRV,
+    T_I32,
+    T_INT,
+    T_BYTES,
+    T_PAYLOADS,
+    T_HEADERS,
+    T_CLAIMS,
+    T_TRACING,
+    T_TTL,
+    T_DMT,
+    T_PARTIAL
+};
 
 typedef struct fdesc {
     const char *name;
@@ -502,8 +520,10 @@ typedef struct fdesc {
     int32_t ival;
 } fdesc;
 
-#define FD(n, k) {#n, k, offsetof(sb_svc_msg, n), 0}
-#define FI(n, v) {#n, T_I32, offsetof(sb_svc_msg, n), v}
+#define FD(n, k)                                                                                             \
+    { #n, k, offsetof(sb_svc_msg, n), 0 }
+#define FI(n, v)                                                                                             \
+    { #n, T_I32, offsetof(sb_svc_msg, n), v }
 
 static const fdesc fields[] = {
     FD(connection_id, T_STR),
@@ -606,7 +626,9 @@ static int listed(const char *list, const char *name) {
     return 0;
 }
 
-static char *valfor(const char *name, int i) { return sb_asprintf("%s-%d", name, i); }
+static char *valfor(const char *name, int i) {
+    return sb_asprintf("%s-%d", name, i);
+}
 
 static void fill_all(sb_svc_msg *m, int type) {
     memset(m, 0, sizeof *m);
@@ -723,8 +745,10 @@ static void check_field(const sb_svc_msg *m, const fdesc *f, int set, int type) 
         break;
     case T_PAYLOADS:
         ok = set ? m->payloads.n == 2 && strcmp(m->payloads.v[0].protocol, "json") == 0 &&
-                       m->payloads.v[0].bytes.len == 3 && memcmp(m->payloads.v[0].bytes.data, "{}\x1e", 3) == 0 &&
-                       strcmp(m->payloads.v[1].protocol, "messagepack") == 0 && m->payloads.v[1].bytes.len == 2
+                       m->payloads.v[0].bytes.len == 3 &&
+                       memcmp(m->payloads.v[0].bytes.data, "{}\x1e", 3) == 0 &&
+                       strcmp(m->payloads.v[1].protocol, "messagepack") == 0 &&
+                       m->payloads.v[1].bytes.len == 2
                  : m->payloads.n == 0;
         break;
     case T_HEADERS:
@@ -794,7 +818,8 @@ static void test_type_names_and_ext_table(void **state) {
     assert_string_equal(sb_svc_type_name(0), "UnknownMessage");
     for (int t = 1; t <= SB_SVC_TYPE_MAX; t++) {
         unsigned x = sb_svc_ext_allowed(t);
-        assert_int_equal(!!(x & SB_SVC_EXT_BIT(SB_SVC_EXT_TRACING_ID)), listed(expected_fields[t], "tracing_id"));
+        assert_int_equal(!!(x & SB_SVC_EXT_BIT(SB_SVC_EXT_TRACING_ID)),
+                         listed(expected_fields[t], "tracing_id"));
         assert_int_equal(!!(x & SB_SVC_EXT_BIT(SB_SVC_EXT_TTL)), listed(expected_fields[t], "ttl"));
         assert_int_equal(!!(x & SB_SVC_EXT_BIT(SB_SVC_EXT_FILTER)), listed(expected_fields[t], "filter"));
         assert_int_equal(!!(x & SB_SVC_EXT_BIT(SB_SVC_EXT_IS_PARTIAL)), t == SB_SVC_CONNECTION_DATA);
@@ -953,7 +978,8 @@ static void truncations_fail(const uint8_t *p, size_t len, int type, const char 
 static void test_truncated_everywhere(void **state) {
     for (size_t i = 0; i < N_ROUNDTRIP; i++) {
         sb_buf b = hexbuf(roundtrip_vectors[i].hex);
-        truncations_fail((const uint8_t *)b.data, b.len, roundtrip_vectors[i].type, roundtrip_vectors[i].name);
+        truncations_fail((const uint8_t *)b.data, b.len, roundtrip_vectors[i].type,
+                         roundtrip_vectors[i].name);
         sb_buf_free(&b);
     }
     for (int type = 1; type <= SB_SVC_TYPE_MAX; type++) {
@@ -977,11 +1003,11 @@ static void test_truncated_everywhere(void **state) {
 
 static void test_unknown_types(void **state) {
     static const char *const unknown[] = {
-        "91 29",                               /* 41 RefreshAuth: layout not known */
-        "91 00",                               /* 0 */
-        "91 ff",                               /* -1 */
-        "93 cd 03 e8 a1 'x' 82 01 02 03 04",   /* 1000 with fields */
-        "92 d2 7f ff ff ff c1",                /* INT32_MAX, garbage after is not read */
+        "91 29",                             /* 41 RefreshAuth: layout not known */
+        "91 00",                             /* 0 */
+        "91 ff",                             /* -1 */
+        "93 cd 03 e8 a1 'x' 82 01 02 03 04", /* 1000 with fields */
+        "92 d2 7f ff ff ff c1",              /* INT32_MAX, garbage after is not read */
     };
     static const int types[] = {41, 0, -1, 1000, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
@@ -1097,11 +1123,23 @@ static void test_integer_widths(void **state) {
         const char *enc;
         int32_t v;
     } ok[] = {
-        {"01", 1},          {"7f", 127},         {"cc 01", 1},          {"cc ff", 255},
-        {"cd 00 01", 1},    {"ce 00 00 00 01", 1}, {"cf 00 00 00 00 00 00 00 01", 1},
-        {"d0 01", 1},       {"d1 00 01", 1},     {"d2 00 00 00 01", 1}, {"d3 00 00 00 00 00 00 00 01", 1},
-        {"ff", -1},         {"e0", -32},         {"d0 80", -128},       {"d1 80 00", -32768},
-        {"d2 80 00 00 00", INT32_MIN},           {"ce 7f ff ff ff", INT32_MAX},
+        {"01", 1},
+        {"7f", 127},
+        {"cc 01", 1},
+        {"cc ff", 255},
+        {"cd 00 01", 1},
+        {"ce 00 00 00 01", 1},
+        {"cf 00 00 00 00 00 00 00 01", 1},
+        {"d0 01", 1},
+        {"d1 00 01", 1},
+        {"d2 00 00 00 01", 1},
+        {"d3 00 00 00 00 00 00 00 01", 1},
+        {"ff", -1},
+        {"e0", -32},
+        {"d0 80", -128},
+        {"d1 80 00", -32768},
+        {"d2 80 00 00 00", INT32_MIN},
+        {"ce 7f ff ff ff", INT32_MAX},
         {"d3 ff ff ff ff 80 00 00 00", INT32_MIN},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
@@ -1118,8 +1156,13 @@ static void test_integer_widths(void **state) {
         const char *enc;
         uint64_t v;
     } u[] = {
-        {"05", 5}, {"cc c8", 200}, {"cd 01 00", 256}, {"ce 00 01 00 00", 65536},
-        {"cf ff ff ff ff ff ff ff ff", UINT64_MAX}, {"d2 00 00 00 07", 7}, {"cf 0a bc de f0 00 00 00 05", TRACING_VALUE},
+        {"05", 5},
+        {"cc c8", 200},
+        {"cd 01 00", 256},
+        {"ce 00 01 00 00", 65536},
+        {"cf ff ff ff ff ff ff ff ff", UINT64_MAX},
+        {"d2 00 00 00 07", 7},
+        {"cf 0a bc de f0 00 00 00 05", TRACING_VALUE},
     };
     for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) {
         char hex[128];
@@ -1168,7 +1211,8 @@ static void test_string_bin_container_widths(void **state) {
     assert_int_equal(m.excluded.n, 1);
     assert_int_equal(m.payloads.n, 1);
     sb_svc_msg_clear(&m);
-    assert_int_equal(decode_hex("94 0a dd 00 00 00 01 a1 'x' df 00 00 00 01 a4 'json' c0 df 00 00 00 00", &m), SB_OK);
+    assert_int_equal(decode_hex("94 0a dd 00 00 00 01 a1 'x' df 00 00 00 01 a4 'json' c0 df 00 00 00 00", &m),
+                     SB_OK);
     assert_int_equal(m.excluded.n, 1);
     assert_null(m.payloads.v[0].bytes.data);
     sb_svc_msg_clear(&m);
@@ -1256,7 +1300,8 @@ static void test_ext_filtering_on_encode(void **state) {
     m.type = SB_SVC_USER_DATA;
     encode_equals(&m, "94 08 a1 'u' 80 82 01 cd 04 d2 04 a1 'f'", "UserData: tracing, filter");
     m.type = SB_SVC_OPEN_CONNECTION;
-    encode_equals(&m, "96 04 a1 'c' 80 80 c0 82 01 cd 04 d2 03 a4 'json'", "OpenConnection: tracing, protocol");
+    encode_equals(&m, "96 04 a1 'c' 80 80 c0 82 01 cd 04 d2 03 a4 'json'",
+                  "OpenConnection: tracing, protocol");
     m.type = SB_SVC_CONNECTION_DATA;
     encode_equals(&m, "94 06 a1 'c' c4 00 83 01 cd 04 d2 05 02 06 c3", "ConnectionData: 1, 5, 6");
     m.type = SB_SVC_CONNECTION_RECONNECT;
@@ -1282,7 +1327,8 @@ static void test_ext_filtering_on_encode(void **state) {
     /* A real tracing id (prefix 0x0ABCDEF0, index 5). */
     m.has_tracing_id = 1;
     m.tracing_id = TRACING_VALUE;
-    encode_equals(&m, "94 06 a1 'c' c4 00 81 01 cf 0a bc de f0 00 00 00 05", "ConnectionData: uint64 tracing id");
+    encode_equals(&m, "94 06 a1 'c' c4 00 81 01 cf 0a bc de f0 00 00 00 05",
+                  "ConnectionData: uint64 tracing id");
 }
 
 static void test_encoder_special_cases(void **state) {
@@ -1336,7 +1382,10 @@ static void test_encoder_special_cases(void **state) {
     m.type = SB_SVC_SERVICE_ERROR;
     m.error = "e";
     sb_svc_encode(&m, &out);
-    assert_bytes("append", out.data, out.len, "xyz\x04\x92\x0f\xa1" "e", 8);
+    assert_bytes("append", out.data, out.len,
+                 "xyz\x04\x92\x0f\xa1"
+                 "e",
+                 8);
     assert_int_equal(out.data[out.len], '\0');
     sb_buf_free(&out);
 }
@@ -1350,10 +1399,22 @@ static void test_encoder_widths(void **state) {
         int32_t v;
         const char *enc;
     } ints[] = {
-        {0, "00"},           {127, "7f"},        {128, "cc 80"},          {255, "cc ff"},
-        {256, "cd 01 00"},   {65535, "cd ff ff"}, {65536, "ce 00 01 00 00"}, {INT32_MAX, "ce 7f ff ff ff"},
-        {-1, "ff"},          {-32, "e0"},        {-33, "d0 df"},          {-128, "d0 80"},
-        {-129, "d1 ff 7f"},  {-32768, "d1 80 00"}, {-32769, "d2 ff ff 7f ff"}, {INT32_MIN, "d2 80 00 00 00"},
+        {0, "00"},
+        {127, "7f"},
+        {128, "cc 80"},
+        {255, "cc ff"},
+        {256, "cd 01 00"},
+        {65535, "cd ff ff"},
+        {65536, "ce 00 01 00 00"},
+        {INT32_MAX, "ce 7f ff ff ff"},
+        {-1, "ff"},
+        {-32, "e0"},
+        {-33, "d0 df"},
+        {-128, "d0 80"},
+        {-129, "d1 ff 7f"},
+        {-32768, "d1 80 00"},
+        {-32769, "d2 ff ff 7f ff"},
+        {INT32_MIN, "d2 80 00 00 00"},
     };
     m.type = SB_SVC_JOIN_GROUP_WITH_ACK;
     m.connection_id = "c";
@@ -1368,8 +1429,12 @@ static void test_encoder_widths(void **state) {
         uint64_t v;
         const char *enc;
     } uints[] = {
-        {127, "7f"},  {255, "cc ff"}, {65535, "cd ff ff"}, {4294967295u, "ce ff ff ff ff"},
-        {4294967296u, "cf 00 00 00 01 00 00 00 00"},      {UINT64_MAX, "cf ff ff ff ff ff ff ff ff"},
+        {127, "7f"},
+        {255, "cc ff"},
+        {65535, "cd ff ff"},
+        {4294967295u, "ce ff ff ff ff"},
+        {4294967296u, "cf 00 00 00 01 00 00 00 00"},
+        {UINT64_MAX, "cf ff ff ff ff ff ff ff ff"},
     };
     m.type = SB_SVC_JOIN_GROUP;
     m.has_tracing_id = 1;
@@ -1385,11 +1450,21 @@ static void test_encoder_widths(void **state) {
         size_t n;
         uint8_t hdr[5];
         size_t hlen;
-    } strw[] = {{31, {0xbf}, 1},           {32, {0xd9, 32}, 2},      {255, {0xd9, 0xff}, 2},
-                {256, {0xda, 1, 0}, 3},    {65535, {0xda, 0xff, 0xff}, 3}, {65536, {0xdb, 0, 1, 0, 0}, 5}},
-      binw[] = {{0, {0xc4, 0}, 2},         {255, {0xc4, 0xff}, 2},   {256, {0xc5, 1, 0}, 3},
-                {65535, {0xc5, 0xff, 0xff}, 3}, {65536, {0xc6, 0, 1, 0, 0}, 5}},
-      arrw[] = {{15, {0x9f}, 1}, {16, {0xdc, 0, 16}, 3}, {65535, {0xdc, 0xff, 0xff}, 3}, {65536, {0xdd, 0, 1, 0, 0}, 5}},
+    } strw[] = {{31, {0xbf}, 1},
+                {32, {0xd9, 32}, 2},
+                {255, {0xd9, 0xff}, 2},
+                {256, {0xda, 1, 0}, 3},
+                {65535, {0xda, 0xff, 0xff}, 3},
+                {65536, {0xdb, 0, 1, 0, 0}, 5}},
+      binw[] = {{0, {0xc4, 0}, 2},
+                {255, {0xc4, 0xff}, 2},
+                {256, {0xc5, 1, 0}, 3},
+                {65535, {0xc5, 0xff, 0xff}, 3},
+                {65536, {0xc6, 0, 1, 0, 0}, 5}},
+      arrw[] = {{15, {0x9f}, 1},
+                {16, {0xdc, 0, 16}, 3},
+                {65535, {0xdc, 0xff, 0xff}, 3},
+                {65536, {0xdd, 0, 1, 0, 0}, 5}},
       mapw[] = {{15, {0x8f}, 1}, {16, {0xde, 0, 16}, 3}};
     sb_buf out;
     sb_buf_init(&out);

@@ -23,16 +23,18 @@ static void test_valid_sequences(void **state) {
     (void)state;
     assert_int_equal(sb_utf8_valid("", 0), 1);
     assert_int_equal(VALID("hello, world"), 1);
-    assert_int_equal(VALID("\xC2\x80"), 1);             /* U+0080 */
-    assert_int_equal(VALID("\xDF\xBF"), 1);             /* U+07FF */
-    assert_int_equal(VALID("\xE0\xA0\x80"), 1);         /* U+0800 */
-    assert_int_equal(VALID("\xED\x9F\xBF"), 1);         /* U+D7FF */
-    assert_int_equal(VALID("\xEE\x80\x80"), 1);         /* U+E000 */
-    assert_int_equal(VALID("\xEF\xBF\xBF"), 1);         /* U+FFFF */
-    assert_int_equal(VALID("\xF0\x90\x80\x80"), 1);     /* U+10000 */
-    assert_int_equal(VALID("\xF4\x8F\xBF\xBF"), 1);     /* U+10FFFF */
+    assert_int_equal(VALID("\xC2\x80"), 1);                                     /* U+0080 */
+    assert_int_equal(VALID("\xDF\xBF"), 1);                                     /* U+07FF */
+    assert_int_equal(VALID("\xE0\xA0\x80"), 1);                                 /* U+0800 */
+    assert_int_equal(VALID("\xED\x9F\xBF"), 1);                                 /* U+D7FF */
+    assert_int_equal(VALID("\xEE\x80\x80"), 1);                                 /* U+E000 */
+    assert_int_equal(VALID("\xEF\xBF\xBF"), 1);                                 /* U+FFFF */
+    assert_int_equal(VALID("\xF0\x90\x80\x80"), 1);                             /* U+10000 */
+    assert_int_equal(VALID("\xF4\x8F\xBF\xBF"), 1);                             /* U+10FFFF */
     assert_int_equal(VALID("\xCE\xBA\xE1\xBD\xB9\xCF\x83\xCE\xBC\xCE\xB5"), 1); /* Autobahn's kosme */
-    assert_int_equal(VALID("0123456789abcdef\xE2\x82\xAC" "0123456789abcdef"), 1);
+    assert_int_equal(VALID("0123456789abcdef\xE2\x82\xAC"
+                           "0123456789abcdef"),
+                     1);
     assert_int_equal(sb_utf8_valid("a\0b", 3), 1); /* NUL is a character */
 }
 
@@ -49,10 +51,10 @@ static void test_overlongs(void **state) {
 
 static void test_surrogates_and_range(void **state) {
     (void)state;
-    assert_int_equal(VALID("\xED\xA0\x80"), 0); /* U+D800 */
-    assert_int_equal(VALID("\xED\xBF\xBF"), 0); /* U+DFFF */
+    assert_int_equal(VALID("\xED\xA0\x80"), 0);             /* U+D800 */
+    assert_int_equal(VALID("\xED\xBF\xBF"), 0);             /* U+DFFF */
     assert_int_equal(VALID("\xED\xA0\x80\xED\xB0\x80"), 0); /* a CESU-8 pair */
-    assert_int_equal(VALID("\xF4\x90\x80\x80"), 0); /* U+110000 */
+    assert_int_equal(VALID("\xF4\x90\x80\x80"), 0);         /* U+110000 */
     assert_int_equal(VALID("\xF5\x80\x80\x80"), 0);
     assert_int_equal(VALID("\xF8\x88\x80\x80\x80"), 0);
     assert_int_equal(VALID("\xFE"), 0);
@@ -90,7 +92,8 @@ static void test_truncated(void **state) {
 
 static void test_split_everywhere(void **state) {
     (void)state;
-    static const char text[] = "plain \xC3\xA9t\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xED\x9F\xBF end of text";
+    static const char text[] =
+        "plain \xC3\xA9t\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xED\x9F\xBF end of text";
     size_t n = sizeof(text) - 1;
     for (size_t a = 0; a <= n; a++) {
         for (size_t b = a; b <= n; b++) {

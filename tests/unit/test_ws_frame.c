@@ -24,8 +24,8 @@ static const uint8_t MASK_A[4] = {0x37, 0xFA, 0x21, 0x3D};
 static const uint8_t MASK_B[4] = {0x01, 0x80, 0xFE, 0x7F};
 
 /* Append a client frame.  mask NULL sends it unmasked; len_form 16 or 64 forces that length encoding. */
-static void put_frame(sb_buf *b, int fin, int rsv, int opcode, const uint8_t *mask, const void *payload, size_t len,
-                      int len_form) {
+static void put_frame(sb_buf *b, int fin, int rsv, int opcode, const uint8_t *mask, const void *payload,
+                      size_t len, int len_form) {
     uint8_t h[14];
     size_t n = 0;
     h[n++] = (uint8_t)((fin ? 0x80 : 0) | (rsv & 7) << 4 | (opcode & 0x0F));
@@ -65,9 +65,9 @@ typedef struct rec {
 typedef struct run_result {
     rec ev[16];
     int n;
-    int rc;                  /* SB_EAGAIN when everything was consumed without an error */
-    size_t consumed;         /* bytes consumed in total */
-    uint16_t close_code;     /* p->error_close_code after an error */
+    int rc;              /* SB_EAGAIN when everything was consumed without an error */
+    size_t consumed;     /* bytes consumed in total */
+    uint16_t close_code; /* p->error_close_code after an error */
 } run_result;
 
 static void result_free(run_result *r) {
@@ -611,8 +611,10 @@ static void test_close_frames(void **state) {
 
 static void test_close_codes(void **state) {
     (void)state;
-    static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999};
-    static const unsigned invalid[] = {0, 1, 999, 1004, 1005, 1006, 1012, 1015, 1016, 1100, 2000, 2999, 5000, 65535};
+    static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009,
+                                     1010, 1011, 3000, 3999, 4000, 4999};
+    static const unsigned invalid[] = {0,    1,    999,  1004, 1005, 1006, 1012,
+                                       1015, 1016, 1100, 2000, 2999, 5000, 65535};
     for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
         sb_buf in;
         sb_buf_init(&in);
@@ -689,7 +691,8 @@ static void test_close_frame_encoder(void **state) {
     (void)state;
     sb_shbuf *s = sb_ws_close_frame(1000, "bye");
     assert_int_equal(s->len, 7);
-    assert_memory_equal(s->data, "\x88\x05\x03\xE8" "bye", 7);
+    static const uint8_t bye[] = {0x88, 0x05, 0x03, 0xE8, 'b', 'y', 'e'};
+    assert_memory_equal(s->data, bye, sizeof(bye));
     sb_shbuf_unref(s);
 
     s = sb_ws_close_frame(SB_WS_CLOSE_POLICY, NULL);

@@ -1,0 +1,57 @@
+/*
+ * events.h - the resource-log producers: one function per event the service
+ * records, called from the code where the event happens (client.c,
+ * service.c, http.c).  Each decides cheaply whether the record is collected
+ * (diagnostic settings exist; the log type is "collect all", or the
+ * connection is a diagnostic client) before building anything, so a service
+ * with no diagnostic setting pays one branch per event.
+ *
+ * Texts and operation names come from names.h; the collecting rules are the
+ * seed's (docs/LOGS.md).
+ */
+#ifndef SB_DIAG_EVENTS_H
+#define SB_DIAG_EVENTS_H
+
+#include <stdint.h>
+
+#include "hub/hub.h"
+#include "signalr/client.h"
+
+struct sb_server;
+struct sb_server_conn;
+
+/* Client connections. */
+void sb_log_client_started(sb_client *cl);
+void sb_log_client_closed(sb_client *cl, sb_close_reason why, const char *error);
+/* A client request refused before a connection exists: 401 (collection Authorization) and
+ * 429 (collection Throttling).  user_id/hub may be NULL. */
+void sb_log_client_unauthorized(struct sb_server *srv, const char *caller_ip, const char *hub, const char *message);
+void sb_log_client_throttled(struct sb_server *srv, const char *caller_ip, const char *hub, const char *user_id,
+                             int diagnostic, const char *message);
+
+/* Server connections (default mode). */
+void sb_log_server_started(struct sb_server *srv, const char *server_connection_id, const char *hub,
+                           const char *caller_ip, const char *server_id);
+void sb_log_server_closed(struct sb_server *srv, const char *server_connection_id, const char *hub,
+                          const char *caller_ip, const char *server_id, int aborted, const char *message);
+
+/* Messaging: the four paths of the seed's message-flow story.  Each is a no-op unless collected. */
+/* Path 1: a message from a diagnostic client arrived; returns the new service-generated tracing id (0 if
+ * not traced). */
+uint64_t sb_log_message_from_client(sb_client *cl, const char *message_type);
+/* Path 2: that message left for the app server. */
+void sb_log_message_to_server(sb_client *cl, uint64_t tracing_id, const char *server_connection_id);
+/* Path 3: a service message with a tracing id arrived from an app server. */
+void sb_log_message_from_server(struct sb_server *srv, sb_hub *hub, const char *message_type, uint64_t tracing_id,
+                                const char *server_connection_id, const char *caller_ip);
+/* Path 4: a traced message was handed to a client's transport. */
+void sb_log_message_to_client(sb_client *cl, uint64_t tracing_id);
+
+/* HTTP request logs. */
+void sb_log_http_request(struct sb_server *srv, const char *method, const char *path, const char *query, int status,
+                         double duration_ms, const char *caller_ip);
+
+/* Transport type name for logs ("WebSockets", ...), NULL for none. */
+const char *sb_log_transport_name(sb_transport t);
+
+#endif

@@ -1,0 +1,362 @@
+/*
+ * record.c - log records: the one-allocation copy a producer hands to the
+ * pipeline, and the archive JSON line the sinks write.
+ *
+ * Owns: sb_log_record_new/free, the level and type names, the fixed-width
+ * time text and the hand-written JSON writer.  The writer runs once per record
+ * per archive destination on the writer thread, so it builds no jansson
+ * objects: it reserves the worst case once and writes bytes in place.
+ *
+ * Invariants:
+ *  - a record is immutable after sb_log_record_new (the pipeline only uses
+ *    next/refs); copied strings live in data[], static names are not copied;
+ *  - every line produced is one valid JSON object followed by '\n': strings
+ *    are escaped (quotes, backslash, control characters) and invalid UTF-8 is
+ *    replaced by U+FFFD, so a hostile user id or URL can neither break the
+ *    line nor make the file unparsable; valid UTF-8 passes through unchanged;
+ *  - absent (NULL) fields are omitted, never written as null.
+ *
+ * Not here: where lines go (sink_archive.c) and the workspace columns
+ * (sink_workspace.c).
+ */
+#include "diag/record.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "diag/names.h"
+#include "util/alloc.h"
+#include "util/utf8.h"
+
+#define N_COPIED 10
+
+sb_log_record *sb_log_record_new(const sb_log_fields *f) {
+    const char *src[N_COPIED] = {f->message, f->caller_ip, f->connection_id, f->user_id, f->hub,
+                                 f->group,   f->url,       f->trace_id,      f->caller,  f->properties};
+    size_t len[N_COPIED], total = 0;
+    for (int i = 0; i < N_COPIED; i++) {
+        len[i] = src[i] ? strlen(src[i]) + 1 : 0;
+        total += len[i];
+    }
+    sb_log_record *r = sb_malloc(sizeof *r + total);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    r->next = NULL;
+    r->refs = 0;
+    r->time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    r->type = f->type;
+    r->level = f->level;
+    r->tracing_id = f->tracing_id;
+    r->has_tracing_id = f->has_tracing_id;
+    r->status_code = f->status_code;
+    r->duration_ms = f->duration_ms;
+    r->operation_name = f->operation_name;
+    r->collection = f->collection;
+    r->transport_type = f->transport_type;
+    r->connection_type = f->connection_type;
+    r->message_type = f->message_type;
+    r->http_method = f->http_method;
+    r->route_template = f->route_template;
+    r->status = f->status;
+    const char **dst[N_COPIED] = {&r->message, &r->caller_ip, &r->connection_id, &r->user_id, &r->hub,
+                                  &r->group,   &r->url,       &r->trace_id,      &r->caller,  &r->properties};
+    char *p = r->data;
+    for (int i = 0; i < N_COPIED; i++) {
+        if (!src[i]) {
+            *dst[i] = NULL;
+            continue;
+        }
+        memcpy(p, src[i], len[i]);
+        *dst[i] = p;
+        p += len[i];
+    }
+    return r;
+}
+
+void sb_log_record_free(sb_log_record *r) { sb_free(r); }
+
+const char *sb_log_level_name(sb_log_level l) {
+    switch (l) {
+    case SB_LEVEL_WARNING:
+        return SB_LOG_LEVEL_WARNING;
+    case SB_LEVEL_ERROR:
+        return SB_LOG_LEVEL_ERROR;
+    case SB_LEVEL_CRITICAL:
+        return SB_LOG_LEVEL_CRITICAL;
+    default:
+        return SB_LOG_LEVEL_INFORMATIONAL;
+    }
+}
+
+const char *sb_log_type_name(sb_log_type t) {
+    switch (t) {
+    case SB_LOGT_MESSAGING:
+        return SB_LOG_TYPE_MESSAGING;
+    case SB_LOGT_HTTP:
+        return SB_LOG_TYPE_HTTP;
+    case SB_LOGT_ACTIVITY:
+        return SB_ACTIVITY_CATEGORY_ADMINISTRATIVE;
+    default:
+        return SB_LOG_TYPE_CONNECTIVITY;
+    }
+}
+
+/* ---- numbers and time, written in place ---- */
+
+static char *put_digits(char *o, unsigned v, int width) {
+    for (int i = width - 1; i >= 0; i--) {
+        o[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return o + width;
+}
+
+/* Days since 1970-01-01 -> civil date (proleptic Gregorian; H. Hinnant's algorithm, no libc time zone lock). */
+static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d) {
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)(yoe + era * 400) + (*m <= 2);
+}
+
+#define TIME_TEXT_LEN 28 /* 2026-11-26T01:02:03.4560000Z */
+#define TIME_MAX_US INT64_C(253402300799999999) /* 9999-12-31T23:59:59.999999Z keeps the year 4 digits */
+
+static char *put_time(char *o, int64_t t) {
+    if (t < 0)
+        t = 0;
+    if (t > TIME_MAX_US)
+        t = TIME_MAX_US;
+    int64_t secs = t / 1000000;
+    unsigned us = (unsigned)(t % 1000000);
+    int y;
+    unsigned m, d, sod = (unsigned)(secs % 86400);
+    civil_from_days(secs / 86400, &y, &m, &d);
+    o = put_digits(o, (unsigned)y, 4);
+    *o++ = '-';
+    o = put_digits(o, m, 2);
+    *o++ = '-';
+    o = put_digits(o, d, 2);
+    *o++ = 'T';
+    o = put_digits(o, sod / 3600, 2);
+    *o++ = ':';
+    o = put_digits(o, sod / 60 % 60, 2);
+    *o++ = ':';
+    o = put_digits(o, sod % 60, 2);
+    *o++ = '.';
+    o = put_digits(o, us, 6);
+    *o++ = '0'; /* Azure writes 100 ns ticks; ours are microseconds */
+    *o++ = 'Z';
+    return o;
+}
+
+void sb_log_time_format(int64_t time_us, sb_buf *out) {
+    sb_buf_reserve(out, TIME_TEXT_LEN);
+    out->len = (size_t)(put_time(out->data + out->len, time_us) - out->data);
+    out->data[out->len] = '\0';
+}
+
+static void put_u64(sb_buf *b, uint64_t v) {
+    char tmp[24], *p = tmp + sizeof tmp;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sb_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+static void put_int(sb_buf *b, int v) {
+    if (v < 0) {
+        sb_buf_appendc(b, '-');
+        put_u64(b, (uint64_t)0 - (uint64_t)(int64_t)v);
+    } else {
+        put_u64(b, (uint64_t)v);
+    }
+}
+
+/* Milliseconds with at most 3 decimals and no trailing zeros; JSON has no NaN or infinity, so those are 0. */
+static void put_ms(sb_buf *b, double v) {
+    if (!isfinite(v))
+        v = 0;
+    char tmp[400]; /* the largest double is 309 digits */
+    int n = snprintf(tmp, sizeof tmp, "%.3f", v);
+    if (n <= 0 || (size_t)n >= sizeof tmp) {
+        sb_buf_appendc(b, '0');
+        return;
+    }
+    while (n > 1 && tmp[n - 1] == '0')
+        n--;
+    if (tmp[n - 1] == '.')
+        n--;
+    if (n == 2 && tmp[0] == '-' && tmp[1] == '0') /* -0.0001 rounds to "-0" */
+        sb_buf_appendc(b, '0');
+    else
+        sb_buf_append(b, tmp, (size_t)n);
+}
+
+/* ---- strings ---- */
+
+static const char hexdigits[] = "0123456789abcdef";
+
+/* Length of the valid UTF-8 sequence at p (<= end), or 0 with *skip = bytes to replace by one U+FFFD. */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end, size_t *skip) {
+    uint32_t st = SB_UTF8_ACCEPT;
+    size_t k = 0;
+    do {
+        sb_utf8_feed(&st, p + k, 1);
+        k++;
+    } while (st != SB_UTF8_ACCEPT && st != SB_UTF8_REJECT && p + k < end);
+    if (st == SB_UTF8_ACCEPT)
+        return k;
+    /* rejected at byte k-1: the bytes before it were a valid prefix and that byte starts afresh */
+    *skip = st == SB_UTF8_REJECT && k > 1 ? k - 1 : k;
+    return 0;
+}
+
+/* A JSON string literal for s; upper = ASCII letters upper-cased (resource ids). */
+static void put_str(sb_buf *b, const char *s, int upper) {
+    size_t n = strlen(s);
+    sb_buf_reserve(b, 6 * n + 2); /* worst case: every byte a \u00XX escape */
+    char *o = b->data + b->len;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    *o++ = '"';
+    while (p < end) {
+        unsigned c = *p;
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            *o++ = (char)(upper && c >= 'a' && c <= 'z' ? c - ('a' - 'A') : c);
+            p++;
+            continue;
+        }
+        if (c < 0x80) {
+            *o++ = '\\';
+            switch (c) {
+            case '"':
+            case '\\':
+                *o++ = (char)c;
+                break;
+            case '\n':
+                *o++ = 'n';
+                break;
+            case '\r':
+                *o++ = 'r';
+                break;
+            case '\t':
+                *o++ = 't';
+                break;
+            case '\b':
+                *o++ = 'b';
+                break;
+            case '\f':
+                *o++ = 'f';
+                break;
+            default:
+                memcpy(o, "u00", 3);
+                o += 3;
+                *o++ = hexdigits[c >> 4];
+                *o++ = hexdigits[c & 15];
+            }
+            p++;
+            continue;
+        }
+        size_t skip = 0, k = utf8_seq(p, end, &skip);
+        if (k) {
+            memcpy(o, p, k);
+            o += k;
+            p += k;
+        } else {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            p += skip;
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+    b->data[b->len] = '\0';
+}
+
+#define PUT_LIT(b, s) sb_buf_append((b), (s), sizeof(s) - 1)
+#define OPT_STR(b, key, v)                                                                                       \
+    do {                                                                                                         \
+        if (v) {                                                                                                 \
+            PUT_LIT(b, ",\"" key "\":");                                                                         \
+            put_str(b, v, 0);                                                                                    \
+        }                                                                                                        \
+    } while (0)
+
+/* Activity properties are the producer's JSON object; re-encoded compactly so a pretty-printed or invalid
+ * document can never split the line (activity records are rare, so jansson is affordable here). */
+static void put_activity_properties(sb_buf *b, const char *props) {
+    json_t *j = props ? json_loads(props, 0, NULL) : NULL;
+    char *text = json_is_object(j) ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (text) {
+        sb_buf_appends(b, text);
+    } else if (props) { /* not an object: keep the text, as a string, under a name that says so */
+        PUT_LIT(b, "{\"text\":");
+        put_str(b, props, 0);
+        sb_buf_appendc(b, '}');
+    } else {
+        PUT_LIT(b, "{}");
+    }
+    free(text);
+    json_decref(j);
+}
+
+void sb_log_record_archive_json(const sb_log_record *r, const char *resource_id, const char *location, sb_buf *out) {
+    PUT_LIT(out, "{\"time\":\"");
+    sb_log_time_format(r->time_us, out);
+    PUT_LIT(out, "\",\"level\":");
+    put_str(out, sb_log_level_name(r->level), 0);
+    if (resource_id) {
+        PUT_LIT(out, ",\"resourceId\":");
+        put_str(out, resource_id, 1);
+    }
+    OPT_STR(out, "location", location);
+    if (r->type == SB_LOGT_ACTIVITY) {
+        PUT_LIT(out, ",\"category\":\"" SB_ACTIVITY_CATEGORY_ADMINISTRATIVE "\"");
+        OPT_STR(out, "operationName", r->operation_name);
+        OPT_STR(out, "resultType", r->status);
+        OPT_STR(out, "caller", r->caller);
+        OPT_STR(out, "callerIpAddress", r->caller_ip);
+        PUT_LIT(out, ",\"properties\":");
+        put_activity_properties(out, r->properties);
+        PUT_LIT(out, "}\n");
+        return;
+    }
+    PUT_LIT(out, ",\"category\":\"" SB_LOG_CATEGORY_ALLLOGS "\"");
+    OPT_STR(out, "operationName", r->operation_name);
+    OPT_STR(out, "callerIpAddress", r->caller_ip);
+    PUT_LIT(out, ",\"properties\":{\"type\":");
+    put_str(out, sb_log_type_name(r->type), 0);
+    OPT_STR(out, "collection", r->collection);
+    OPT_STR(out, "connectionId", r->connection_id);
+    OPT_STR(out, "transportType", r->transport_type);
+    OPT_STR(out, "connectionType", r->connection_type);
+    OPT_STR(out, "userId", r->user_id);
+    OPT_STR(out, "message", r->message);
+    OPT_STR(out, "hub", r->hub);
+    OPT_STR(out, "groupName", r->group);
+    if (r->has_tracing_id) {
+        PUT_LIT(out, ",\"messageTracingId\":");
+        put_u64(out, r->tracing_id);
+    }
+    OPT_STR(out, "messageType", r->message_type);
+    if (r->type == SB_LOGT_HTTP) {
+        OPT_STR(out, "httpMethod", r->http_method);
+        OPT_STR(out, "url", r->url);
+        OPT_STR(out, "routeTemplate", r->route_template);
+        PUT_LIT(out, ",\"statusCode\":");
+        put_int(out, r->status_code);
+        PUT_LIT(out, ",\"durationMs\":");
+        put_ms(out, r->duration_ms);
+        OPT_STR(out, "traceId", r->trace_id);
+    }
+    PUT_LIT(out, "}}\n");
+}

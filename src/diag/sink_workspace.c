@@ -1,0 +1,267 @@
+/*
+ * sink_workspace.c - the Log Analytics workspace sink: one SQLite database per
+ * workspace (<data_dir>/workspaces/<name>.db) holding Azure's tables
+ * SignalRServiceDiagnosticLogs and AzureActivity with Azure's column names,
+ * so the query engine can run Microsoft's sample KQL against them.
+ *
+ * Owns: the schema (version 1, recorded in _switchboard_meta), the database
+ * connection and its two prepared INSERTs.
+ *
+ * Invariants:
+ *  - a delivered batch is ONE transaction: write() opens it and inserts,
+ *    flush() commits; any failure rolls back, so a retried batch never leaves
+ *    duplicates or half a batch;
+ *  - WAL mode with synchronous=NORMAL: readers (queries) never block the
+ *    writer, commits do not fsync (a power cut may lose the last batches,
+ *    never corrupt the file);
+ *  - string columns are '' when absent (Log Analytics has no null strings),
+ *    numeric columns NULL; TimeGenerated is fixed-width ISO-8601 UTC with a
+ *    7-digit fraction, so text order is time order; _ResourceId is upper-cased
+ *    as Azure writes it.  LogType (ConnectivityLogs/MessagingLogs/
+ *    HttpRequestLogs) and the HTTP columns are Switchboard's additions.
+ *
+ * Called by: pipeline.c on the writer thread, through sb_sink_workspace.  The
+ * connection is used by that thread only.  Not here: queries (a later
+ * module opens its own read connection).
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "diag/names.h"
+#include "diag/sink.h"
+#include "util/alloc.h"
+#include "util/error.h"
+
+#define SCHEMA_VERSION "1"
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS _switchboard_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT OR IGNORE INTO _switchboard_meta(key, value) VALUES('schema_version', '" SCHEMA_VERSION "');"
+    "CREATE TABLE IF NOT EXISTS " SB_TABLE_DIAGNOSTIC_LOGS "("
+    "TimeGenerated TEXT NOT NULL, Collection TEXT, OperationName TEXT, Location TEXT, Level TEXT,"
+    " CallerIpAddress TEXT, Message TEXT, UserId TEXT, ConnectionId TEXT, ConnectionType TEXT,"
+    " TransportType TEXT, HubName TEXT, GroupName TEXT, MessageTracingId INTEGER, MessageType TEXT,"
+    " InvocationId TEXT, LogType TEXT, HttpMethod TEXT, Url TEXT, RouteTemplate TEXT, StatusCode INTEGER,"
+    " DurationMs REAL, TraceId TEXT, _ResourceId TEXT, _SubscriptionId TEXT, TenantId TEXT, SourceSystem TEXT,"
+    " Type TEXT);"
+    "CREATE INDEX IF NOT EXISTS ix_" SB_TABLE_DIAGNOSTIC_LOGS "_TimeGenerated ON " SB_TABLE_DIAGNOSTIC_LOGS
+    "(TimeGenerated);"
+    "CREATE INDEX IF NOT EXISTS ix_" SB_TABLE_DIAGNOSTIC_LOGS "_ConnectionId ON " SB_TABLE_DIAGNOSTIC_LOGS
+    "(ConnectionId);"
+    "CREATE INDEX IF NOT EXISTS ix_" SB_TABLE_DIAGNOSTIC_LOGS "_UserId ON " SB_TABLE_DIAGNOSTIC_LOGS "(UserId);"
+    "CREATE INDEX IF NOT EXISTS ix_" SB_TABLE_DIAGNOSTIC_LOGS "_MessageTracingId ON " SB_TABLE_DIAGNOSTIC_LOGS
+    "(MessageTracingId);"
+    "CREATE TABLE IF NOT EXISTS " SB_TABLE_ACTIVITY "("
+    "TimeGenerated TEXT NOT NULL, OperationName TEXT, OperationNameValue TEXT, Level TEXT,"
+    " ActivityStatusValue TEXT, Caller TEXT, CallerIpAddress TEXT, Category TEXT, Properties TEXT,"
+    " _ResourceId TEXT, SubscriptionId TEXT, ResourceGroup TEXT, ResourceProviderValue TEXT, Type TEXT);"
+    "CREATE INDEX IF NOT EXISTS ix_" SB_TABLE_ACTIVITY "_TimeGenerated ON " SB_TABLE_ACTIVITY "(TimeGenerated);";
+
+static const char insert_log_sql[] =
+    "INSERT INTO " SB_TABLE_DIAGNOSTIC_LOGS "(TimeGenerated, Collection, OperationName, Location, Level,"
+    " CallerIpAddress, Message, UserId, ConnectionId, ConnectionType, TransportType, HubName, GroupName,"
+    " MessageTracingId, MessageType, InvocationId, LogType, HttpMethod, Url, RouteTemplate, StatusCode, DurationMs,"
+    " TraceId, _ResourceId, _SubscriptionId, TenantId, SourceSystem, Type)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, '', ?16, ?17, ?18, ?19, ?20, ?21,"
+    " ?22, ?23, ?24, '', 'Azure', '" SB_TABLE_DIAGNOSTIC_LOGS "')";
+
+static const char insert_activity_sql[] =
+    "INSERT INTO " SB_TABLE_ACTIVITY "(TimeGenerated, OperationName, OperationNameValue, Level, ActivityStatusValue,"
+    " Caller, CallerIpAddress, Category, Properties, _ResourceId, SubscriptionId, ResourceGroup,"
+    " ResourceProviderValue, Type)"
+    " VALUES(?1, ?2, ?2, ?3, ?4, ?5, ?6, '" SB_ACTIVITY_CATEGORY_ADMINISTRATIVE "', ?7, ?8, ?9, ?10, '"
+    SB_ACTIVITY_RESOURCE_PROVIDER "', '" SB_TABLE_ACTIVITY "')";
+
+typedef struct workspace {
+    sqlite3 *db;
+    sqlite3_stmt *ins_log, *ins_activity;
+    char *resource_id_upper, *subscription_id, *resource_group, *location;
+    int in_txn;
+    sb_buf time_text;
+} workspace;
+
+static int db_fail(sb_sink *s, workspace *w, const char *what) {
+    snprintf(s->err, sizeof s->err, "%s: %s", what, w->db ? sqlite3_errmsg(w->db) : "out of memory");
+    return SB_EIO;
+}
+
+static int exec(sb_sink *s, workspace *w, const char *sql) {
+    char *msg = NULL;
+    if (sqlite3_exec(w->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return SB_OK;
+    snprintf(s->err, sizeof s->err, "%s", msg ? msg : sqlite3_errmsg(w->db));
+    sqlite3_free(msg);
+    return SB_EIO;
+}
+
+static int check_schema_version(sb_sink *s, workspace *w) {
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(w->db, "SELECT value FROM _switchboard_meta WHERE key = 'schema_version'", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(s, w, "reading the schema version");
+    int rc = SB_OK;
+    const unsigned char *v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+    if (!v || strcmp((const char *)v, SCHEMA_VERSION) != 0) {
+        snprintf(s->err, sizeof s->err, "unsupported workspace schema version %s (expected " SCHEMA_VERSION ")",
+                 v ? (const char *)v : "(none)");
+        rc = SB_EPROTO;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int workspace_open(sb_sink *s, const sb_sink_config *c) {
+    workspace *w = sb_calloc(1, sizeof *w);
+    s->impl = w;
+    w->resource_id_upper = sb_strdup(c->resource_id);
+    for (char *p = w->resource_id_upper; *p; p++)
+        if (*p >= 'a' && *p <= 'z')
+            *p = (char)(*p - ('a' - 'A'));
+    w->subscription_id = sb_strdup(c->subscription_id ? c->subscription_id : "");
+    w->resource_group = sb_strdup(c->resource_group ? c->resource_group : "");
+    w->location = sb_strdup(c->location ? c->location : "");
+    sb_buf_init(&w->time_text);
+    if (sqlite3_open_v2(c->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK)
+        return db_fail(s, w, c->path);
+    sqlite3_busy_timeout(w->db, 5000);
+    int rc = exec(s, w, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    if (rc == SB_OK)
+        rc = exec(s, w, schema_sql);
+    if (rc == SB_OK)
+        rc = check_schema_version(s, w);
+    if (rc != SB_OK)
+        return rc;
+    if (sqlite3_prepare_v3(w->db, insert_log_sql, -1, SQLITE_PREPARE_PERSISTENT, &w->ins_log, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(w->db, insert_activity_sql, -1, SQLITE_PREPARE_PERSISTENT, &w->ins_activity, NULL) !=
+            SQLITE_OK)
+        return db_fail(s, w, "preparing inserts");
+    return SB_OK;
+}
+
+/* Absent strings are '' (Log Analytics has no null strings).  Borrowed text stays valid for the call. */
+static void bind_text(sqlite3_stmt *st, int i, const char *v) { sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_STATIC); }
+
+static int insert_log(workspace *w, const sb_log_record *r) {
+    sqlite3_stmt *st = w->ins_log;
+    sb_buf_reset(&w->time_text);
+    sb_log_time_format(r->time_us, &w->time_text);
+    sqlite3_bind_text(st, 1, w->time_text.data, (int)w->time_text.len, SQLITE_TRANSIENT);
+    bind_text(st, 2, r->collection);
+    bind_text(st, 3, r->operation_name);
+    bind_text(st, 4, w->location);
+    bind_text(st, 5, sb_log_level_name(r->level));
+    bind_text(st, 6, r->caller_ip);
+    bind_text(st, 7, r->message);
+    bind_text(st, 8, r->user_id);
+    bind_text(st, 9, r->connection_id);
+    bind_text(st, 10, r->connection_type);
+    bind_text(st, 11, r->transport_type);
+    bind_text(st, 12, r->hub);
+    bind_text(st, 13, r->group);
+    if (r->has_tracing_id)
+        sqlite3_bind_int64(st, 14, (sqlite3_int64)r->tracing_id); /* Azure's column is a signed long */
+    else
+        sqlite3_bind_null(st, 14);
+    bind_text(st, 15, r->message_type);
+    bind_text(st, 16, sb_log_type_name(r->type));
+    int http = r->type == SB_LOGT_HTTP;
+    bind_text(st, 17, http ? r->http_method : NULL);
+    bind_text(st, 18, http ? r->url : NULL);
+    bind_text(st, 19, http ? r->route_template : NULL);
+    if (http) {
+        sqlite3_bind_int(st, 20, r->status_code);
+        sqlite3_bind_double(st, 21, r->duration_ms);
+    } else {
+        sqlite3_bind_null(st, 20);
+        sqlite3_bind_null(st, 21);
+    }
+    bind_text(st, 22, http ? r->trace_id : NULL);
+    bind_text(st, 23, w->resource_id_upper);
+    bind_text(st, 24, w->subscription_id);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SB_OK : SB_EIO;
+}
+
+static int insert_activity(workspace *w, const sb_log_record *r) {
+    sqlite3_stmt *st = w->ins_activity;
+    sb_buf_reset(&w->time_text);
+    sb_log_time_format(r->time_us, &w->time_text);
+    sqlite3_bind_text(st, 1, w->time_text.data, (int)w->time_text.len, SQLITE_TRANSIENT);
+    bind_text(st, 2, r->operation_name);
+    bind_text(st, 3, sb_log_level_name(r->level));
+    bind_text(st, 4, r->status);
+    bind_text(st, 5, r->caller);
+    bind_text(st, 6, r->caller_ip);
+    bind_text(st, 7, r->properties ? r->properties : "{}");
+    bind_text(st, 8, w->resource_id_upper);
+    bind_text(st, 9, w->subscription_id);
+    bind_text(st, 10, w->resource_group);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SB_OK : SB_EIO;
+}
+
+static void rollback(workspace *w) {
+    if (w->in_txn)
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+    w->in_txn = 0;
+}
+
+static int workspace_write(sb_sink *s, sb_log_record *const *recs, size_t n) {
+    workspace *w = s->impl;
+    rollback(w); /* a failed attempt's rows are part of this batch again */
+    if (exec(s, w, "BEGIN") != SB_OK)
+        return SB_EIO;
+    w->in_txn = 1;
+    for (size_t i = 0; i < n; i++) {
+        int rc = recs[i]->type == SB_LOGT_ACTIVITY ? insert_activity(w, recs[i]) : insert_log(w, recs[i]);
+        if (rc != SB_OK) {
+            db_fail(s, w, "insert");
+            rollback(w);
+            return rc;
+        }
+    }
+    return SB_OK;
+}
+
+static int workspace_flush(sb_sink *s) {
+    workspace *w = s->impl;
+    if (!w->in_txn)
+        return SB_OK;
+    if (sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        db_fail(s, w, "commit");
+        rollback(w);
+        return SB_EIO;
+    }
+    w->in_txn = 0;
+    return SB_OK;
+}
+
+static void workspace_close(sb_sink *s) {
+    workspace *w = s->impl;
+    if (!w)
+        return;
+    rollback(w);
+    sqlite3_finalize(w->ins_log);
+    sqlite3_finalize(w->ins_activity);
+    sqlite3_close(w->db); /* also when open failed: sqlite3_open_v2 hands back a handle to release */
+    sb_free(w->resource_id_upper);
+    sb_free(w->subscription_id);
+    sb_free(w->resource_group);
+    sb_free(w->location);
+    sb_buf_free(&w->time_text);
+    sb_free(w);
+    s->impl = NULL;
+}
+
+const sb_sink_vtable sb_sink_workspace = {
+    .name = "workspace",
+    .open = workspace_open,
+    .write = workspace_write,
+    .flush = workspace_flush,
+    .tick = NULL,
+    .close = workspace_close,
+};

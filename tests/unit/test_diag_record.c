@@ -1,0 +1,455 @@
+/*
+ * test_diag_record.c - log records: the one-allocation copy, the level and
+ * type names, the fixed-width time text (checked against libc for many
+ * instants), and the archive JSON line: exact key set and order, omitted
+ * fields, the upper-cased resource id, activity records, and escaping -
+ * every output is parsed back with jansson, including every prefix of a
+ * string whose multi-byte characters get cut at each byte.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "diag/names.h"
+#include "diag/record.h"
+
+#define RID "/subscriptions/0000-aa/resourceGroups/myGroup/providers/Microsoft.SignalRService/SignalR/myHub1"
+#define RID_UPPER "/SUBSCRIPTIONS/0000-AA/RESOURCEGROUPS/MYGROUP/PROVIDERS/MICROSOFT.SIGNALRSERVICE/SIGNALR/MYHUB1"
+#define T0 INT64_C(1795654923456789) /* 2026-11-26T01:02:03.456789Z */
+#define T0_TEXT "2026-11-26T01:02:03.4567890Z"
+
+static char *line_of(const sb_log_fields *f, int64_t t, const char *rid, const char *location) {
+    sb_log_record *r = sb_log_record_new(f);
+    r->time_us = t;
+    sb_buf b;
+    sb_buf_init(&b);
+    sb_log_record_archive_json(r, rid, location, &b);
+    sb_log_record_free(r);
+    return sb_buf_steal(&b, NULL);
+}
+
+/* Parse one line: exactly one JSON object, one trailing newline, no other newline. */
+static json_t *parse_line(const char *line) {
+    size_t n = strlen(line);
+    assert_true(n > 1);
+    assert_int_equal(line[n - 1], '\n');
+    assert_null(memchr(line, '\n', n - 1));
+    json_error_t e;
+    json_t *j = json_loads(line, 0, &e);
+    if (!j)
+        fail_msg("not JSON (%s): %s", e.text, line);
+    assert_true(json_is_object(j));
+    return j;
+}
+
+static void assert_keys(json_t *obj, const char *const *keys, size_t n) {
+    size_t i = 0;
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it), i++) {
+        assert_true(i < n);
+        assert_string_equal(json_object_iter_key(it), keys[i]);
+    }
+    assert_int_equal(i, n);
+}
+
+static const char *str_at(json_t *obj, const char *key) {
+    json_t *v = json_object_get(obj, key);
+    if (!json_is_string(v))
+        fail_msg("%s is not a string", key);
+    return json_string_value(v);
+}
+
+static void test_record_new_copies(void **state) {
+    char msg[] = "hello", user[] = "alice";
+    sb_log_fields f = {
+        .type = SB_LOGT_MESSAGING,
+        .level = SB_LEVEL_ERROR,
+        .operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT,
+        .collection = SB_LOG_COLLECTION_MESSAGE,
+        .message = msg,
+        .user_id = user,
+        .connection_id = "c1",
+        .tracing_id = 42,
+        .has_tracing_id = 1,
+    };
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t before = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    sb_log_record *r = sb_log_record_new(&f);
+    memset(msg, 'x', 5); /* the record must not see later changes to borrowed strings */
+    memset(user, 'y', 5);
+    assert_string_equal(r->message, "hello");
+    assert_string_equal(r->user_id, "alice");
+    assert_string_equal(r->connection_id, "c1");
+    assert_ptr_equal(r->operation_name, SB_OP_MESSAGE_SENT_TO_CLIENT); /* static names are not copied */
+    assert_ptr_equal(r->collection, SB_LOG_COLLECTION_MESSAGE);
+    /* copies live in the record's own allocation */
+    assert_true(r->message >= r->data && r->user_id >= r->data && r->connection_id >= r->data);
+    assert_null(r->caller_ip);
+    assert_null(r->hub);
+    assert_null(r->url);
+    assert_null(r->properties);
+    assert_null(r->next);
+    assert_int_equal(r->tracing_id, 42);
+    assert_int_equal(r->type, SB_LOGT_MESSAGING);
+    assert_int_equal(r->level, SB_LEVEL_ERROR);
+    assert_true(r->time_us >= before && r->time_us < before + 5000000);
+    sb_log_record_free(r);
+
+    sb_log_fields empty = {0};
+    r = sb_log_record_new(&empty);
+    assert_null(r->message);
+    assert_null(r->caller);
+    sb_log_record_free(r);
+}
+
+static void test_names(void **state) {
+    assert_string_equal(sb_log_level_name(SB_LEVEL_INFORMATIONAL), "Informational");
+    assert_string_equal(sb_log_level_name(SB_LEVEL_WARNING), "Warning");
+    assert_string_equal(sb_log_level_name(SB_LEVEL_ERROR), "Error");
+    assert_string_equal(sb_log_level_name(SB_LEVEL_CRITICAL), "Critical");
+    assert_string_equal(sb_log_level_name((sb_log_level)99), "Informational");
+    assert_string_equal(sb_log_type_name(SB_LOGT_CONNECTIVITY), "ConnectivityLogs");
+    assert_string_equal(sb_log_type_name(SB_LOGT_MESSAGING), "MessagingLogs");
+    assert_string_equal(sb_log_type_name(SB_LOGT_HTTP), "HttpRequestLogs");
+    assert_string_equal(sb_log_type_name(SB_LOGT_ACTIVITY), "Administrative");
+}
+
+static void expect_time(int64_t t, const char *want) {
+    sb_buf b;
+    sb_buf_init(&b);
+    sb_buf_appends(&b, ">");
+    sb_log_time_format(t, &b);
+    assert_string_equal(b.data + 1, want);
+    assert_int_equal(b.len, 1 + strlen(want));
+    sb_buf_free(&b);
+}
+
+static void test_time_format(void **state) {
+    expect_time(0, "1970-01-01T00:00:00.0000000Z");
+    expect_time(T0, T0_TEXT);
+    expect_time(INT64_C(951782400000000), "2000-02-29T00:00:00.0000000Z");
+    expect_time(INT64_C(951868799999999), "2000-02-29T23:59:59.9999990Z");
+    expect_time(INT64_C(4107542400000001), "2100-03-01T00:00:00.0000010Z");
+    expect_time(-1, "1970-01-01T00:00:00.0000000Z"); /* clamped, still fixed width */
+    expect_time(INT64_MAX, "9999-12-31T23:59:59.9999990Z");
+    /* against libc over many instants, including every month end */
+    uint64_t x = 88172645463325252u;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t t = (int64_t)(x % UINT64_C(4102444800000000)); /* 1970 .. 2100 */
+        time_t secs = (time_t)(t / 1000000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char want[64], date[32];
+        strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(want, sizeof want, "%s.%06d0Z", date, (int)(t % 1000000));
+        expect_time(t, want);
+    }
+}
+
+static void test_connectivity_line_exact(void **state) {
+    sb_log_fields f = {
+        .type = SB_LOGT_CONNECTIVITY,
+        .level = SB_LEVEL_INFORMATIONAL,
+        .operation_name = SB_OP_SERVERLESS_MODE_ENTERED,
+        .collection = SB_LOG_COLLECTION_CONNECTION,
+        .message = SB_MSG_SERVERLESS_MODE_ENTERED,
+        .caller_ip = "10.0.0.7",
+        .connection_id = "abc123",
+        .user_id = "User",
+        .transport_type = SB_LOG_TRANSPORT_WEBSOCKETS,
+        .connection_type = SB_LOG_CONNECTION_TYPE_CLIENT,
+        .hub = "chat",
+    };
+    char *line = line_of(&f, T0, RID, "westus");
+    assert_string_equal(line,
+                        "{\"time\":\"" T0_TEXT "\",\"level\":\"Informational\",\"resourceId\":\"" RID_UPPER
+                        "\",\"location\":\"westus\",\"category\":\"AllLogs\",\"operationName\":\"ServerlessModeEntered\","
+                        "\"callerIpAddress\":\"10.0.0.7\",\"properties\":{\"type\":\"ConnectivityLogs\","
+                        "\"collection\":\"Connection\",\"connectionId\":\"abc123\",\"transportType\":\"WebSockets\","
+                        "\"connectionType\":\"Client\",\"userId\":\"User\",\"message\":\"Entered Serverless mode.\","
+                        "\"hub\":\"chat\"}}\n");
+    free(line);
+}
+
+static void test_every_field_in_order(void **state) {
+    sb_log_fields f = {
+        .type = SB_LOGT_HTTP,
+        .level = SB_LEVEL_WARNING,
+        .operation_name = SB_OP_HTTP_REQUEST,
+        .collection = SB_LOG_COLLECTION_CONNECTION,
+        .message = "POST /api 404",
+        .caller_ip = "::1",
+        .connection_id = "cid",
+        .user_id = "u",
+        .transport_type = SB_LOG_TRANSPORT_LONGPOLLING,
+        .connection_type = SB_LOG_CONNECTION_TYPE_SERVER,
+        .hub = "h",
+        .group = "g",
+        .message_type = "BroadcastDataMessage",
+        .tracing_id = 9007199254740993u,
+        .has_tracing_id = 1,
+        .http_method = "POST",
+        .url = "/api/v1/hubs/h?x=1",
+        .route_template = "/api/v1/hubs/{hub}",
+        .trace_id = "t-1",
+        .status_code = 404,
+        .duration_ms = 12.5,
+    };
+    char *line = line_of(&f, T0, RID, "l");
+    json_t *j = parse_line(line);
+    static const char *const top[] = {"time",          "level",           "resourceId", "location",
+                                      "category",      "operationName",   "callerIpAddress", "properties"};
+    assert_keys(j, top, 8);
+    json_t *p = json_object_get(j, "properties");
+    static const char *const props[] = {"type",     "collection",       "connectionId", "transportType", "connectionType",
+                                        "userId",   "message",          "hub",          "groupName",     "messageTracingId",
+                                        "messageType", "httpMethod",    "url",          "routeTemplate", "statusCode",
+                                        "durationMs", "traceId"};
+    assert_keys(p, props, sizeof props / sizeof props[0]);
+    assert_string_equal(str_at(p, "type"), "HttpRequestLogs");
+    assert_string_equal(str_at(j, "level"), "Warning");
+    assert_int_equal(json_integer_value(json_object_get(p, "statusCode")), 404);
+    assert_true(json_real_value(json_object_get(p, "durationMs")) == 12.5);
+    /* a number, written exactly (above 2^53, where doubles would round) */
+    assert_non_null(strstr(line, "\"messageTracingId\":9007199254740993,"));
+    json_decref(j);
+    free(line);
+}
+
+static void test_absent_fields_omitted(void **state) {
+    sb_log_fields f = {.type = SB_LOGT_CONNECTIVITY, .operation_name = SB_OP_CONNECTION_ENDED, .message = "bye"};
+    char *line = line_of(&f, T0, RID, "l");
+    json_t *j = parse_line(line);
+    static const char *const top[] = {"time", "level", "resourceId", "location", "category", "operationName",
+                                      "properties"};
+    assert_keys(j, top, 7);
+    static const char *const props[] = {"type", "message"};
+    assert_keys(json_object_get(j, "properties"), props, 2);
+    assert_null(strstr(line, "null"));
+    json_decref(j);
+    free(line);
+
+    /* no location, no resource id, no operation: still one valid object */
+    sb_log_fields bare = {.type = SB_LOGT_MESSAGING};
+    line = line_of(&bare, T0, NULL, NULL);
+    j = parse_line(line);
+    static const char *const top2[] = {"time", "level", "category", "properties"};
+    assert_keys(j, top2, 4);
+    json_decref(j);
+    free(line);
+
+    /* HTTP-only fields are not written for other types even when set */
+    sb_log_fields conn = {.type = SB_LOGT_CONNECTIVITY, .message = "m", .status_code = 500, .url = "/x",
+                          .http_method = "GET", .trace_id = "t", .duration_ms = 3};
+    line = line_of(&conn, T0, RID, "l");
+    assert_null(strstr(line, "statusCode"));
+    assert_null(strstr(line, "url"));
+    assert_null(strstr(line, "durationMs"));
+    assert_null(strstr(line, "traceId"));
+    free(line);
+
+    /* tracing id 0 is written when flagged, omitted when not */
+    sb_log_fields traced = {.type = SB_LOGT_MESSAGING, .has_tracing_id = 1};
+    line = line_of(&traced, T0, RID, "l");
+    assert_non_null(strstr(line, "\"messageTracingId\":0}"));
+    free(line);
+    traced.has_tracing_id = 0;
+    traced.tracing_id = 7;
+    line = line_of(&traced, T0, RID, "l");
+    assert_null(strstr(line, "messageTracingId"));
+    free(line);
+}
+
+static void test_duration_and_numbers(void **state) {
+    static const struct {
+        double in;
+        const char *out;
+    } cases[] = {{12.5, "12.5"}, {3, "3"},   {0.0004, "0"},      {-0.0004, "0"},  {1.23456, "1.235"},
+                 {1e12, "1000000000000"}, {0.1, "0.1"}, {100, "100"}, {-2.5, "-2.5"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        sb_log_fields f = {.type = SB_LOGT_HTTP, .status_code = -1, .duration_ms = cases[i].in};
+        char *line = line_of(&f, T0, RID, "l");
+        json_t *j = parse_line(line);
+        if (cases[i].out) {
+            char want[64];
+            snprintf(want, sizeof want, "\"durationMs\":%s}", cases[i].out);
+            if (!strstr(line, want))
+                fail_msg("%s not in %s", want, line);
+        }
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "properties"), "statusCode")), -1);
+        json_decref(j);
+        free(line);
+    }
+    /* JSON has no NaN or infinity */
+    double bad[] = {0.0 / 0.0, 1.0 / 0.0, -1.0 / 0.0};
+    for (int i = 0; i < 3; i++) {
+        sb_log_fields f = {.type = SB_LOGT_HTTP, .duration_ms = bad[i]};
+        char *line = line_of(&f, T0, RID, "l");
+        json_decref(parse_line(line));
+        assert_non_null(strstr(line, "\"durationMs\":0}"));
+        free(line);
+    }
+}
+
+static void expect_roundtrip(const char *in, const char *want) {
+    sb_log_fields f = {.type = SB_LOGT_CONNECTIVITY, .message = in, .user_id = in};
+    char *line = line_of(&f, T0, RID, in);
+    json_t *j = parse_line(line);
+    json_t *p = json_object_get(j, "properties");
+    assert_string_equal(str_at(p, "message"), want);
+    assert_string_equal(str_at(p, "userId"), want);
+    assert_string_equal(str_at(j, "location"), want);
+    json_decref(j);
+    free(line);
+}
+
+static void test_escaping(void **state) {
+    expect_roundtrip("say \"hi\" \\ back/slash", "say \"hi\" \\ back/slash");
+    expect_roundtrip("line1\nline2\r\ttab\b\f", "line1\nline2\r\ttab\b\f");
+    char ctl[40];
+    for (int i = 1; i < 32; i++)
+        ctl[i - 1] = (char)i;
+    ctl[31] = 0x7f;
+    ctl[32] = '\0';
+    expect_roundtrip(ctl, ctl);
+    /* UTF-8 passes through untouched */
+    expect_roundtrip("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 \xef\xbf\xbf", "caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 \xef\xbf\xbf");
+    /* invalid UTF-8 becomes U+FFFD, one per maximal bad subsequence */
+    expect_roundtrip("a\xff" "b", "a\xef\xbf\xbd" "b");
+    expect_roundtrip("end\xc3", "end\xef\xbf\xbd");
+    expect_roundtrip("\xe2\x82x", "\xef\xbf\xbdx");
+    expect_roundtrip("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd");             /* overlong */
+    expect_roundtrip("\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
+    expect_roundtrip("\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* > U+10FFFF */
+    /* the escapes as written */
+    sb_log_fields f = {.type = SB_LOGT_CONNECTIVITY, .message = "\x01\"\\\n\x1f"};
+    char *line = line_of(&f, T0, RID, "l");
+    assert_non_null(strstr(line, "\"message\":\"\\u0001\\\"\\\\\\n\\u001f\""));
+    free(line);
+}
+
+/* Every prefix of a string mixing escapes and multi-byte characters: cut mid-character at each byte, the
+ * line must still be one valid JSON object, and the valid prefixes must come back unchanged. */
+static void test_prefixes_byte_at_a_time(void **state) {
+    const char *s = "a\"\xc3\xa9\n\xe4\xb8\xad\\\xf0\x9f\x98\x80z\x01";
+    size_t n = strlen(s);
+    for (size_t k = 0; k <= n; k++) {
+        char *prefix = strndup(s, k);
+        sb_log_fields f = {.type = SB_LOGT_CONNECTIVITY, .message = prefix};
+        char *line = line_of(&f, T0, RID, "l");
+        json_t *j = parse_line(line);
+        const char *got = str_at(json_object_get(j, "properties"), "message");
+        int complete = 1;
+        for (size_t i = 0; i < k;) { /* does the prefix end on a character boundary? */
+            unsigned char c = (unsigned char)s[i];
+            size_t len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+            if (i + len > k)
+                complete = 0;
+            i += len;
+        }
+        if (complete)
+            assert_string_equal(got, prefix);
+        else
+            assert_non_null(strstr(got, "\xef\xbf\xbd"));
+        json_decref(j);
+        free(line);
+        free(prefix);
+    }
+}
+
+static void test_resource_id_upper_and_escaped(void **state) {
+    sb_log_fields f = {.type = SB_LOGT_CONNECTIVITY, .message = "m"};
+    char *line = line_of(&f, T0, "/subscriptions/a\"b\n\xc3\xa9x", "l");
+    json_t *j = parse_line(line);
+    /* letters upper-cased; escapes keep their lower-case spelling; non-ASCII untouched */
+    assert_string_equal(str_at(j, "resourceId"), "/SUBSCRIPTIONS/A\"B\n\xc3\xa9X");
+    assert_non_null(strstr(line, "\"/SUBSCRIPTIONS/A\\\"B\\n"));
+    json_decref(j);
+    free(line);
+}
+
+static void test_activity_line(void **state) {
+    sb_log_fields f = {
+        .type = SB_LOGT_ACTIVITY,
+        .level = SB_LEVEL_INFORMATIONAL,
+        .operation_name = "Microsoft.Insights/diagnosticSettings/write",
+        .caller = "accessKey",
+        .caller_ip = "127.0.0.1",
+        .status = "Succeeded",
+        .properties = "{\n  \"setting\": \"a\",\n  \"n\": 1\n}",
+    };
+    char *line = line_of(&f, T0, RID, "local");
+    assert_string_equal(line, "{\"time\":\"" T0_TEXT "\",\"level\":\"Informational\",\"resourceId\":\"" RID_UPPER
+                              "\",\"location\":\"local\",\"category\":\"Administrative\",\"operationName\":"
+                              "\"Microsoft.Insights/diagnosticSettings/write\",\"resultType\":\"Succeeded\","
+                              "\"caller\":\"accessKey\",\"callerIpAddress\":\"127.0.0.1\",\"properties\":"
+                              "{\"setting\":\"a\",\"n\":1}}\n");
+    free(line);
+
+    f.properties = "not json\n";
+    line = line_of(&f, T0, RID, "local");
+    json_t *j = parse_line(line);
+    assert_string_equal(str_at(json_object_get(j, "properties"), "text"), "not json\n");
+    json_decref(j);
+    free(line);
+
+    f.properties = "[1,2]"; /* JSON, but not an object */
+    line = line_of(&f, T0, RID, "local");
+    j = parse_line(line);
+    assert_string_equal(str_at(json_object_get(j, "properties"), "text"), "[1,2]");
+    json_decref(j);
+    free(line);
+
+    f.properties = NULL;
+    f.status = NULL;
+    f.caller = NULL;
+    line = line_of(&f, T0, RID, "local");
+    j = parse_line(line);
+    static const char *const keys[] = {"time",          "level",           "resourceId", "location",
+                                       "category",      "operationName",   "callerIpAddress", "properties"};
+    assert_keys(j, keys, 8);
+    assert_int_equal(json_object_size(json_object_get(j, "properties")), 0);
+    json_decref(j);
+    free(line);
+}
+
+static void test_appends_to_existing_buffer(void **state) {
+    sb_log_fields f = {.type = SB_LOGT_CONNECTIVITY, .message = "one"};
+    sb_log_record *r = sb_log_record_new(&f);
+    sb_buf b;
+    sb_buf_init(&b);
+    sb_log_record_archive_json(r, RID, "l", &b);
+    size_t first = b.len;
+    sb_log_record_archive_json(r, RID, "l", &b);
+    assert_int_equal(b.len, 2 * first);
+    assert_memory_equal(b.data, b.data + first, first);
+    assert_int_equal(b.data[b.len], '\0');
+    sb_buf_free(&b);
+    sb_log_record_free(r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_record_new_copies),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_connectivity_line_exact),
+        cmocka_unit_test(test_every_field_in_order),
+        cmocka_unit_test(test_absent_fields_omitted),
+        cmocka_unit_test(test_duration_and_numbers),
+        cmocka_unit_test(test_escaping),
+        cmocka_unit_test(test_prefixes_byte_at_a_time),
+        cmocka_unit_test(test_resource_id_upper_and_escaped),
+        cmocka_unit_test(test_activity_line),
+        cmocka_unit_test(test_appends_to_existing_buffer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
