@@ -38,7 +38,8 @@ APP_SRCS  := $(sort $(wildcard appserver/*.c))
 APP_OBJS  := $(APP_SRCS:%.c=$(BUILD)/obj/%.o)
 DEPS      := $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d)
 
-.PHONY: all run test unit integration asan replay fuzz fuzz-smoke bench deps format clean
+SHELL := /bin/bash
+.PHONY: docs-check all run test unit integration asan replay fuzz fuzz-smoke bench deps format clean
 all: $(BUILD)/switchboard $(BUILD)/switchboard-appserver $(TOOL_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -97,8 +98,13 @@ fuzz-smoke:
 fuzz:
 	@scripts/fuzz.sh long $(FUZZ_SRCS)
 
+# docs/CONFIG.md is generated from the settings table; it must not drift.
+docs-check: all
+	@./$(BUILD)/switchboard config docs | diff -u <(sed -n '/^| key/,$$p' docs/CONFIG.md) - \
+	    || { echo "docs/CONFIG.md is stale: regenerate it with 'switchboard config docs'"; exit 1; }
+
 test: deps
-	@$(MAKE) --no-print-directory all unit integration
+	@$(MAKE) --no-print-directory all docs-check unit integration
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@echo "make test: all stages passed"

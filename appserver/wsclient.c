@@ -143,7 +143,8 @@ static void send_close_frame(sb_wsc *ws, uint16_t code, const char *reason) {
             while (r && ((uint8_t)reason[r] & 0xC0) == 0x80)
                 r--; /* keep the reason valid UTF-8 */
         }
-        memcpy(body + 2, reason, r);
+        if (r)
+            memcpy(body + 2, reason, r);
         n += r;
     }
     send_frame(ws, SB_WS_OP_CLOSE, body, n, NULL, NULL);

@@ -272,8 +272,16 @@ void sb_config_markdown(FILE *out) {
         upper_env(e->name, env, sizeof env);
         if (e->type == SB_CFG_INT)
             snprintf(range, sizeof range, "%ld..%ld", e->min, e->max);
-        if (e->type == SB_CFG_ENUM)
-            snprintf(range, sizeof range, "%s", e->values);
+        if (e->type == SB_CFG_ENUM) {
+            /* "a|b" inside a Markdown table cell: escape the bars */
+            size_t o = 0;
+            for (const char *p = e->values; *p && o + 3 < sizeof range; p++) {
+                if (*p == '|')
+                    range[o++] = '\\';
+                range[o++] = *p;
+            }
+            range[o] = '\0';
+        }
         fprintf(out, "| `%s` | `%s` | `%s` | %s | %s |\n", e->name, env, e->def, range, e->help);
     }
 }

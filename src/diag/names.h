@@ -74,7 +74,7 @@
 /* chosen here: the LogRecordsDropped message (%llu = how many, %s = one of the reasons below) */
 #define SB_MSG_FMT_LOG_RECORDS_DROPPED "%llu log records were dropped: %s."
 #define SB_MSG_DROP_REASON_QUEUE_FULL "the log queue was full"
-#define SB_MSG_FMT_DROP_REASON_DESTINATION "destination %s '%s' kept failing (%s)"
+#define SB_MSG_FMT_DROP_REASON_DESTINATION "%s '%s' is unavailable (%s)" /* kind, name, why */
 
 /* activity log (Azure's Administrative category) */
 #define SB_ACTIVITY_CATEGORY_ADMINISTRATIVE "Administrative"

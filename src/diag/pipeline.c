@@ -331,14 +331,19 @@ static void release(sb_log_record *r) {
         sb_log_record_free(r);
 }
 
-static void count_drops(sb_diag *d, dest *x, uint64_t n) {
-    atomic_fetch_add_explicit(&d->dropped_sink, n, memory_order_relaxed);
-    x->unreported_drops += n;
+/* A lost LogRecordsDropped record is counted but not reported again: a destination that is down would
+ * otherwise produce a report about the previous report every second, forever. */
+static void count_drop(sb_diag *d, dest *x, const sb_log_record *r) {
+    atomic_fetch_add_explicit(&d->dropped_sink, 1, memory_order_relaxed);
+    if (!r->operation_name || strcmp(r->operation_name, SB_OP_LOG_RECORDS_DROPPED) != 0)
+        x->unreported_drops++;
 }
 
 static void push(sb_diag *d, dest *x, sb_log_record *r) {
-    if (!x->usable || x->n - x->head >= d->max_records) {
-        count_drops(d, x, 1);
+    /* a healthy destination holds one wake-up's worth, delivered at once; one that is backing off may hold
+     * up to the queue bound more, then refuses */
+    if (!x->usable || (x->failures && x->n - x->head >= d->max_records)) {
+        count_drop(d, x, r);
         return;
     }
     if (x->n == x->cap && x->head) {
@@ -368,13 +373,14 @@ static void route(sb_diag *d, sb_log_record *r) {
 
 static void drop_pending(sb_diag *d, dest *x) {
     size_t n = x->n - x->head;
-    for (size_t i = x->head; i < x->n; i++)
+    for (size_t i = x->head; i < x->n; i++) {
+        count_drop(d, x, x->pending[i]);
         release(x->pending[i]);
+    }
     x->head = x->n = 0;
     x->failures = 0;
     x->retry_at = 0;
     if (n) {
-        count_drops(d, x, n);
         fprintf(stderr, "switchboard: logs: %s '%s': %zu records dropped: %s\n", dest_labels[x->kind], x->name, n,
                 x->last_err);
     }

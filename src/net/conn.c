@@ -35,8 +35,7 @@ typedef struct write_req {
     sb_shbuf *bufs[IOV_BATCH];
 } write_req;
 
-static void on_close(uv_handle_t *h) {
-    sb_conn *c = h->data;
+static void conn_free(sb_conn *c) {
     sb_outq_clear(&c->out);
     sb_buf_free(&c->in);
     if (c->http) {
@@ -49,6 +48,18 @@ static void on_close(uv_handle_t *h) {
     }
     sb_free(c->origin);
     sb_free(c);
+}
+
+static void on_close(uv_handle_t *h) {
+    sb_conn *c = h->data;
+    c->handle_closed = 1;
+    if (c->holds == 0)
+        conn_free(c);
+}
+
+void sb_conn_release(sb_conn *c) {
+    if (--c->holds == 0 && c->handle_closed)
+        conn_free(c);
 }
 
 void sb_conn_close(sb_conn *c) {

@@ -74,6 +74,8 @@ typedef struct sb_conn {
     void (*on_ws_message)(struct sb_conn *c, int opcode, const char *data, size_t len);
     void (*on_lost)(struct sb_conn *c);
     uint64_t last_read_ms;
+    int holds;     /* sb_conn_hold() references: memory outlives uv_close until released */
+    int handle_closed; /* the uv_close callback ran */
     uint64_t req_start_ns; /* when the request being answered was complete (HTTP request logs) */
     uint64_t linger_deadline_ms;
     size_t linger_discarded;
@@ -86,6 +88,14 @@ void sb_conn_write_copy(sb_conn *c, const void *p, size_t n);
 /* Bytes queued or in flight. */
 static inline size_t sb_conn_backlog(const sb_conn *c) { return c->out.bytes + c->inflight; }
 void sb_conn_close(sb_conn *c);
+/*
+ * Keep the conn's memory valid across asynchronous work (a threadpool query):
+ * hold before starting, release in the after-work callback, and check
+ * c->closing before answering.  The memory is freed by whichever comes last,
+ * the uv_close callback or the last release.
+ */
+static inline void sb_conn_hold(sb_conn *c) { c->holds++; }
+void sb_conn_release(sb_conn *c);
 void sb_conn_close_after_flush(sb_conn *c);
 /* Close lingering connections past their deadline (called from the server's sweep). */
 void sb_conn_sweep(struct sb_server *srv);

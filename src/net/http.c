@@ -7,6 +7,7 @@
  *   /server/...        app-server connections, default mode (service/service.c)
  *   /api/...           data-plane REST API (rest/rest_api.c)
  *   /subscriptions/... ARM-shaped management API: resource, diagnostic settings (rest/mgmt_api.c)
+ *   /metrics           Prometheus exposition (metrics/prometheus.c)
  *   /                  a one-line banner
  * Everything else is 404.
  */
@@ -16,6 +17,7 @@
 
 #include "diag/diag.h"
 #include "diag/events.h"
+#include "metrics/prometheus.h"
 #include "net/ws.h"
 #include "rest/mgmt_api.h"
 #include "rest/rest_api.h"
@@ -159,6 +161,8 @@ static void dispatch(sb_conn *c, sb_http_request *req) {
             sb_http_respond_text(c, 413, "The request body is too large.");
         else
             sb_rest_handle(c, req);
+    } else if (sb_slice_eq(req->path, "/metrics")) {
+        sb_prometheus_handle(c, req);
     } else if (sb_slice_eq(req->path, "/")) {
         sb_http_respond_text(c, 200, "Switchboard: a SignalR-compatible real-time messaging service.\n");
     } else {

@@ -206,6 +206,8 @@ int sb_service_hub_available(sb_hub *hub) {
     return 0;
 }
 
+size_t sb_service_hub_server_count(sb_hub *hub) { return hub->servers ? hub->servers->n : 0; }
+
 /* ---- routing clients -------------------------------------------------------- */
 
 static sb_server_conn *pick(sb_hub *hub) {

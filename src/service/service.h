@@ -28,6 +28,8 @@ struct sb_server;
 void sb_service_endpoint_handle(sb_conn *c, sb_http_request *req);
 /* Can a new client of this hub be routed (a live, handshaken server connection that carries clients)? */
 int sb_service_hub_available(sb_hub *hub);
+/* Handshaken server connections of a hub (metrics). */
+size_t sb_service_hub_server_count(sb_hub *hub);
 /*
  * Route a client whose hub handshake request was received: pick a server
  * connection, send OpenConnection, then the handshake bytes as ConnectionData.

@@ -539,7 +539,7 @@ describe('graceful service shutdown (SIGTERM)', { timeout: 30000 }, () => {
         const official = [];
         for (const { transport, protocol } of MATRIX.filter((m) => m.transport !== 'WebSockets' || m.protocol === 'json')) {
             let builder = new signalR.HubConnectionBuilder()
-                .withUrl(app.clientUrl('chat', uniq('g')), { transport: HttpTransportType[transport] })
+                .withUrl(app.clientUrl('chat', uniq('grace')), { transport: HttpTransportType[transport] })
                 .withAutomaticReconnect({ nextRetryDelayInMilliseconds: (ctx) => (ctx.previousRetryCount === 0 ? 60000 : null) })
                 .configureLogging(signalR.LogLevel.None);
             if (protocol === 'messagepack') builder = builder.withHubProtocol(new MessagePackHubProtocol());
