@@ -13,8 +13,9 @@
  *
  * Stop (SIGTERM/SIGINT): no new negotiations, the "shutdown"/"fin:0" ping on
  * every ready server connection, then - after every "finack" or 1 s, whichever
- * comes first - close the WebSockets, fail pending acks, close the timers; the
- * loop then runs dry and the process exits 0.
+ * comes first - close the WebSockets, fail pending acks, close the tick; the
+ * loop then runs dry and the process exits 0.  Further signals during that
+ * last second are absorbed.
  */
 #include <ctype.h>
 #include <getopt.h>
@@ -92,8 +93,10 @@ static void finish_stop(sb_app *app) {
     }
     uv_timer_stop(&app->tick);
     uv_close((uv_handle_t *)&app->tick, NULL);
-    uv_close((uv_handle_t *)&app->sigterm, NULL);
-    uv_close((uv_handle_t *)&app->sigint, NULL);
+    /* keep catching signals while the WebSockets close (a second SIGTERM must not kill us with 143),
+     * without keeping the loop alive; main() closes them once the loop has run dry */
+    uv_unref((uv_handle_t *)&app->sigterm);
+    uv_unref((uv_handle_t *)&app->sigint);
 }
 
 static void begin_stop(sb_app *app) {
@@ -326,6 +329,9 @@ int main(int argc, char **argv) {
     app.sigterm.data = app.sigint.data = &app;
     uv_signal_start(&app.sigterm, on_signal, SIGTERM);
     uv_signal_start(&app.sigint, on_signal, SIGINT);
+    uv_run(app.loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&app.sigterm, NULL);
+    uv_close((uv_handle_t *)&app.sigint, NULL);
     uv_run(app.loop, UV_RUN_DEFAULT);
     rc = 0;
 out:
