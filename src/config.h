@@ -71,7 +71,28 @@ enum sb_service_mode { SB_MODE_DEFAULT = 0, SB_MODE_SERVERLESS = 1 };
     X(max_diagnostic_clients, INT, "100", 0, 100000, NULL,                                                     \
       "Concurrent diagnostic clients; the next one gets 429 Too Many Requests")                               \
     X(max_connections, INT, "0", 0, 10000000, NULL,                                                             \
-      "Hard cap on client connections (0: no cap beyond the tier quota)")
+      "Hard cap on client connections (0: no cap beyond the tier quota)")                                      \
+    X(tier, ENUM, "Standard", 0, 0, "Free|Standard|Premium",                                                    \
+      "Pricing tier: Free (20 connections, free_tier_daily_messages a day) or Standard/Premium (1000 per unit)") \
+    X(units, INT, "0", 0, 1000, NULL,                                                                           \
+      "Units: 1-10, 20, 30, ..., 100 (Premium also 200, ..., 1000); 0: 1 on Free, 100 otherwise")             \
+    X(free_tier_daily_messages, INT, "20000", 1, 1000000000, NULL,                                              \
+      "Free tier: messages (2 KB units of outbound client traffic) allowed per UTC day")                      \
+    X(upstream_url_template, STRING, "", 0, 0, NULL,                                                             \
+      "Serverless: send every hub's client events and invocations to this URL ({hub}, {category}, {event} "     \
+      "placeholders); a list set through the management API replaces it")                                      \
+    X(upstream_connect_event, ENUM, "off", 0, 0, "off|on",                                                       \
+      "Serverless: whether an upstream event pattern '*' also sends the blocking connect event (naming "        \
+      "'connect' always does)")                                                                                 \
+    X(upstream_timeout_ms, INT, "20000", 100, 600000, NULL,                                                      \
+      "Serverless: give up on an upstream call after this many milliseconds (per attempt, queueing included)") \
+    X(upstream_max_concurrency, INT, "256", 1, 65536, NULL,                                                      \
+      "Serverless: upstream calls in flight at once; more wait in a queue")                                   \
+    X(upstream_max_queue, INT, "4096", 0, 1048576, NULL,                                                         \
+      "Serverless: upstream calls waiting for a free slot; beyond it a call fails at once")                   \
+    X(upstream_retries, INT, "3", 0, 10, NULL,                                                                   \
+      "Serverless: retries (full-jitter backoff) of a failed connected/disconnected call; never for connect "  \
+      "or invocations")
 
 typedef struct sb_config {
 #define SB__CFG_FIELD_STRING char *

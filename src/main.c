@@ -8,6 +8,7 @@
  *   switchboard config dump [--config FILE] [--show-secrets]
  *   switchboard config docs
  *   switchboard diag list|get|set|delete|log-types ...   (diag/diag_cli.c)
+ *   switchboard logs query|samples ...                   (kql/logs_cli.c)
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "auth/jwt.h"
 #include "config.h"
 #include "diag/diag_cli.h"
+#include "kql/logs_cli.h"
 #include "server.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -27,6 +29,7 @@ static void usage(FILE *out) {
                  "  serve    run the service (see 'switchboard serve --help')\n"
                  "  token    print a client or REST access token signed with an access key\n"
                  "  config   'config dump' prints the effective settings; 'config docs' the settings table\n"
+                 "  logs     Log Analytics (KQL) queries on a workspace (see 'switchboard logs --help')\n"
                  "  diag     diagnostic settings and log source settings of a running service (see 'switchboard diag --help')\n");
 }
 
@@ -222,6 +225,8 @@ int main(int argc, char **argv) {
         return cmd_config(argc - 1, argv + 1);
     if (strcmp(cmd, "diag") == 0)
         return sb_diag_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "logs") == 0)
+        return sb_logs_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

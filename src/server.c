@@ -1,20 +1,25 @@
 /*
  * server.c - process lifecycle: listener, per-turn flush, sweep timer,
- * signals and graceful shutdown.  See server.h.
+ * signals, graceful shutdown and graceful reload.  See server.h.
  */
 #include "server.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "diag/diag.h"
 #include "diag/names.h"
+#include "limits/tier.h"
+#include "metrics/metrics.h"
 #include "net/conn.h"
 #include "service/service.h"
 #include "signalr/client.h"
+#include "upstream/dispatch.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -44,7 +49,12 @@ static void on_connection(uv_stream_t *listener, int status) {
     sb_conn_accept(s, listener);
 }
 
-static void on_signal(uv_signal_t *h, int signum) { sb_server_stop(h->data); }
+static void on_signal(uv_signal_t *h, int signum) {
+    if (signum == SIGHUP)
+        sb_server_reload(h->data);
+    else
+        sb_server_stop(h->data);
+}
 
 /* mkdir -p */
 static int make_dirs(const char *path) {
@@ -86,6 +96,126 @@ static int parse_listen(const char *spec, char *host, size_t hostlen, int *port)
     return SB_OK;
 }
 
+/* ---- pid file and reload ------------------------------------------------------------------------ */
+
+/* <data_dir>/switchboard.pid lets `switchboard reload` find the process.  Written before the loop runs. */
+static char *pid_path(const char *data_dir) { return sb_asprintf("%s/switchboard.pid", data_dir); }
+
+static void write_pid_file(sb_server *s) {
+    char *path = pid_path(s->cfg.data_dir);
+    FILE *f = fopen(path, "w");
+    if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
+        fprintf(stderr, "switchboard: cannot write %s: %s (switchboard reload will not find this process)\n", path,
+                strerror(errno));
+    sb_free(path);
+}
+
+static long read_pid_file(const char *data_dir) {
+    char *path = pid_path(data_dir);
+    FILE *f = fopen(path, "r");
+    sb_free(path);
+    long pid = 0;
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    return pid;
+}
+
+static void remove_pid_file(sb_server *s) {
+    if (s->cfg.data_dir && read_pid_file(s->cfg.data_dir) == (long)getpid()) {
+        char *path = pid_path(s->cfg.data_dir);
+        unlink(path);
+        sb_free(path);
+    }
+}
+
+int sb_server_send_reload(const char *data_dir, char *err, size_t errlen) {
+    long pid = read_pid_file(data_dir);
+    if (pid <= 0) {
+        snprintf(err, errlen, "no service runs with data dir %s (no readable switchboard.pid)", data_dir);
+        return SB_ENOENT;
+    }
+    /* a pid file left by a crash may name an unrelated process by now: only signal a switchboard */
+    char comm[64] = "", *path = sb_asprintf("/proc/%ld/comm", pid);
+    FILE *f = fopen(path, "r");
+    sb_free(path);
+    if (f) {
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = '\0';
+        fclose(f);
+    }
+    if (strncmp(comm, "switchboard", 11) != 0) {
+        snprintf(err, errlen, "process %ld (from %s/switchboard.pid) is not a running switchboard", pid, data_dir);
+        return SB_ENOENT;
+    }
+    if (kill((pid_t)pid, SIGHUP) != 0) {
+        snprintf(err, errlen, "cannot signal process %ld: %s", pid, strerror(errno));
+        return -errno;
+    }
+    return SB_OK;
+}
+
+typedef struct reload_job {
+    uv_work_t req;
+    sb_server *srv;
+    sb_config cfg;
+    int rc;
+    char err[512];
+} reload_job;
+
+/* Threadpool: the configuration is read off the loop (the loop never touches the disk). */
+static void reload_read(uv_work_t *req) {
+    reload_job *j = req->data;
+    sb_config_defaults(&j->cfg);
+    j->rc = j->srv->cfg.config_file ? sb_config_load_file(&j->cfg, j->srv->cfg.config_file, j->err, sizeof j->err)
+                                    : SB_OK;
+    if (j->rc == SB_OK)
+        j->rc = sb_config_load_env(&j->cfg, j->err, sizeof j->err);
+    if (j->rc == SB_OK)
+        j->rc = sb_tier_check_config(&j->cfg, j->err, sizeof j->err);
+}
+
+static void reload_apply(uv_work_t *req, int status) {
+    reload_job *j = req->data;
+    sb_server *s = j->srv;
+    s->reloading = 0;
+    if (s->stopping) {
+        /* the stop closes everything itself */
+    } else if (status != 0 || j->rc != SB_OK) { /* a bad edit must not drop every client for nothing */
+        fprintf(stderr, "switchboard: reload: configuration not applied: %s; nothing reloaded\n",
+                status != 0 ? uv_strerror(status) : j->err);
+    } else {
+        /* the settings a running service can change; the others need a restart */
+        s->cfg.tier = j->cfg.tier;
+        s->cfg.units = j->cfg.units;
+        s->cfg.free_tier_daily_messages = j->cfg.free_tier_daily_messages;
+        s->cfg.max_connections = j->cfg.max_connections;
+        s->cfg.max_diagnostic_clients = j->cfg.max_diagnostic_clients;
+        sb_client_close_all(s, SB_CLOSE_SERVICE_RELOAD, SB_MSG_SERVICE_RELOADING);
+        sb_diag_reopen(s);
+        fprintf(stderr, "switchboard: reloaded (tier %s, %ld units)\n", sb_tier_name((sb_tier)s->cfg.tier),
+                sb_tier_units(&s->cfg));
+    }
+    sb_config_free(&j->cfg);
+    sb_free(j);
+}
+
+void sb_server_reload(sb_server *s) {
+    if (s->stopping || s->reloading)
+        return;
+    fprintf(stderr, "switchboard: reloading\n");
+    reload_job *j = sb_calloc(1, sizeof *j);
+    j->srv = s;
+    j->req.data = j;
+    s->reloading = 1;
+    if (uv_queue_work(s->loop, &j->req, reload_read, reload_apply) != 0) {
+        s->reloading = 0;
+        sb_free(j);
+    }
+}
+
 int sb_server_init(sb_server *s, uv_loop_t *loop) {
     s->loop = loop;
     s->mode = s->cfg.mode;
@@ -102,6 +232,8 @@ int sb_server_init(sb_server *s, uv_loop_t *loop) {
     if ((rc = sb_auth_load_keys(s)) != SB_OK)
         return rc;
     if ((rc = sb_diag_start(s)) != SB_OK)
+        return rc;
+    if ((rc = sb_metrics_start(s)) != SB_OK) /* also checks tier and units */
         return rc;
 
     char host[256];
@@ -121,6 +253,7 @@ int sb_server_init(sb_server *s, uv_loop_t *loop) {
     if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0)) != 0 ||
         (rc = uv_listen((uv_stream_t *)&s->listener, 4096, on_connection)) != 0) {
         fprintf(stderr, "switchboard: cannot listen on %s: %s\n", s->cfg.listen, uv_strerror(rc));
+        sb_metrics_stop(s);
         uv_close((uv_handle_t *)&s->listener, NULL);
         uv_run(loop, UV_RUN_NOWAIT);
         return rc;
@@ -141,6 +274,12 @@ int sb_server_init(sb_server *s, uv_loop_t *loop) {
     snprintf(s->resource_id, sizeof s->resource_id,
              "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.SignalRService/SignalR/%s", s->cfg.subscription_id,
              s->cfg.resource_group, s->cfg.resource_name);
+    if ((rc = sb_upstream_start(s)) != SB_OK) { /* last fallible step: it owns loop handles from here */
+        sb_metrics_stop(s);
+        uv_close((uv_handle_t *)&s->listener, NULL);
+        uv_run(loop, UV_RUN_NOWAIT);
+        return rc;
+    }
 
     uv_check_init(loop, &s->flush_check);
     s->flush_check.data = s;
@@ -163,9 +302,12 @@ int sb_server_init(sb_server *s, uv_loop_t *loop) {
 
     uv_signal_init(loop, &s->sig_int);
     uv_signal_init(loop, &s->sig_term);
-    s->sig_int.data = s->sig_term.data = s;
+    uv_signal_init(loop, &s->sig_hup);
+    s->sig_int.data = s->sig_term.data = s->sig_hup.data = s;
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&s->sig_hup, on_signal, SIGHUP);
+    write_pid_file(s);
     uv_timer_init(loop, &s->stop_timer);
     s->stop_timer.data = s;
     return SB_OK;
@@ -176,7 +318,9 @@ static void close_handles(sb_server *s) {
     uv_close((uv_handle_t *)&s->sweep_timer, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->sig_term, NULL);
+    uv_close((uv_handle_t *)&s->sig_hup, NULL);
     uv_close((uv_handle_t *)&s->stop_timer, NULL);
+    sb_metrics_stop(s); /* after the last close: the final minute holds every connection's end */
 }
 
 static void on_stop_tick(uv_timer_t *t) {
@@ -189,8 +333,10 @@ static void on_stop_tick(uv_timer_t *t) {
             sb_conn_close(c);
     }
     s->stop_elapsed_ms += STOP_POLL_MS;
-    if (!sb_list_empty(&s->conns) && s->stop_elapsed_ms < STOP_GRACE_MS)
+    /* upstream calls the stop caused (disconnected events) get the same grace as the sockets */
+    if ((!sb_list_empty(&s->conns) || sb_upstream_pending(s)) && s->stop_elapsed_ms < STOP_GRACE_MS)
         return;
+    sb_upstream_stop(s); /* cancels what is left and closes its handles */
     sb_list_foreach_safe(pos, tmp, &s->conns) sb_conn_close(sb_container_of(pos, sb_conn, all_link));
     uv_timer_stop(t);
     close_handles(s);
@@ -204,6 +350,7 @@ void sb_server_stop(sb_server *s) {
     uv_close((uv_handle_t *)&s->listener, NULL);
     uv_signal_stop(&s->sig_int);
     uv_signal_stop(&s->sig_term);
+    uv_signal_stop(&s->sig_hup);
     sb_client_close_all(s, SB_CLOSE_SERVICE_RELOAD, SB_MSG_SERVICE_RELOADING);
     sb_service_stop(s);
     uv_timer_start(&s->stop_timer, on_stop_tick, STOP_POLL_MS, STOP_POLL_MS);
@@ -220,6 +367,9 @@ int sb_server_run(sb_server *s) {
 
 void sb_server_free(sb_server *s) {
     sb_diag_stop(s);
+    sb_metrics_free(s); /* after the writer ran its last store job */
+    remove_pid_file(s);
+    sb_upstream_free(s);
     sb_router_free(&s->router);
     sb_service_free(s);
     for (size_t i = 0; i < s->naccess_keys; i++)

@@ -12,6 +12,14 @@
  * Shutdown: SIGINT/SIGTERM start a graceful stop - the listener closes,
  * /api/v1/health answers 503, clients get a reconnect-allowed Close, queued
  * output is flushed, then the loop ends with every handle closed.
+ *
+ * Reload: SIGHUP (`switchboard reload`, which finds the process through
+ * <data_dir>/switchboard.pid) re-reads the configuration off the loop and
+ * applies the reloadable settings (tier, units, free_tier_daily_messages,
+ * max_connections, max_diagnostic_clients), closes every client with a
+ * reconnect-allowed Close "Service reloading, try reconnecting" and reopens
+ * the log sinks; the service keeps running.  A configuration that does not
+ * load (or whose tier and units do not fit) is reported and nothing reloads.
  */
 #ifndef SB_SERVER_H
 #define SB_SERVER_H
@@ -29,7 +37,7 @@ typedef struct sb_server {
     uv_tcp_t listener;
     uv_check_t flush_check;
     uv_timer_t sweep_timer;
-    uv_signal_t sig_int, sig_term;
+    uv_signal_t sig_int, sig_term, sig_hup;
     uv_timer_t stop_timer;
     sb_router router;
     sb_list conns;           /* every sb_conn (all_link) */
@@ -45,6 +53,9 @@ typedef struct sb_server {
     struct sb_diag *diag;       /* resource logs pipeline (diag/) */
     size_t ndiagnostic_clients; /* connected diagnostic clients (limit max_diagnostic_clients) */
     struct sb_service *servers; /* default mode: app-server connection registry (service/) */
+    struct sb_metrics *metrics; /* platform metrics: counters, current minute (metrics/) */
+    int reloading;              /* a reload is reading the configuration */
+    struct sb_upstream *upstream; /* serverless: upstream settings and webhook calls (upstream/) */
 } sb_server;
 
 /* Milliseconds on the loop clock (cheap, cached per turn). */
@@ -57,5 +68,10 @@ int sb_server_run(sb_server *s);
 void sb_server_free(sb_server *s);
 /* Begin graceful shutdown (idempotent). */
 void sb_server_stop(sb_server *s);
+/* Graceful reload (SIGHUP): see above.  Ignored while stopping or while a reload is under way. */
+void sb_server_reload(sb_server *s);
+/* `switchboard reload`: send SIGHUP to the service whose pid file is in data_dir.  SB_OK, or an error with
+ * a message in err (no pid file, no such process, not a switchboard process). */
+int sb_server_send_reload(const char *data_dir, char *err, size_t errlen);
 
 #endif

@@ -41,11 +41,20 @@ void sb_diag_flush_turn(struct sb_server *srv);
 /* Hot-path flags, read on the loop thread (updated there when settings change). */
 int sb_diag_collecting(const struct sb_server *srv);                 /* any setting routes logs */
 int sb_diag_type_enabled(const struct sb_server *srv, sb_log_type t); /* collect all for this type */
-/* Should a record of type t about a client (diagnostic or not) be produced? */
+/* Should a record of type t about a client (diagnostic or not) be produced?  SB_LOGT_METRIC: does a
+ * setting export metrics (AllMetrics)? */
 int sb_diag_should_log(const struct sb_server *srv, sb_log_type t, int diagnostic);
 
 /* Enqueue a record (copied).  Never blocks; drops are counted. */
 void sb_diag_emit(struct sb_server *srv, const sb_log_fields *f);
+
+/* Run fn(arg) on the writer thread at its next wake-up (the metrics store is written there, so every file
+ * under the data dir has one writer).  fn owns arg and must release it; jobs queued before sb_diag_stop run
+ * before the thread ends.  SB_ECLOSED when no pipeline runs (nothing queued: the caller keeps arg). */
+int sb_diag_run_on_writer(struct sb_server *srv, void (*fn)(void *arg), void *arg);
+/* Close every open sink at the writer's next wake-up; each reopens on its next write, and nothing pending
+ * is lost (graceful reload: archive folders moved away, a workspace file replaced). */
+void sb_diag_reopen(struct sb_server *srv);
 
 /* Replace the settings (management API / CLI): effective for producers at once, for the writer
  * within one turn; persisted by the writer thread.  Takes a copy. */

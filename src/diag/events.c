@@ -114,6 +114,9 @@ void sb_log_client_closed(sb_client *cl, sb_close_reason why, const char *error)
         break;
     case SB_CLOSE_NEGOTIATE_TIMEOUT:
         return; /* never connected: no connection to end */
+    case SB_CLOSE_UPSTREAM_FAILED:
+        f.message = error && *error ? error : SB_MSG_INVOKE_UPSTREAM_FAILED;
+        break;
     }
     sb_diag_emit(srv, &f);
 }
@@ -149,6 +152,24 @@ void sb_log_client_throttled(sb_server *srv, const char *caller_ip, const char *
     f.hub = hub;
     f.user_id = user_id;
     f.message = message;
+    sb_diag_emit(srv, &f);
+}
+
+void sb_log_message_throttled(sb_server *srv, const char *caller_ip, const char *hub, const char *connection_type,
+                              const char *connection_id) {
+    if (!sb_diag_should_log(srv, SB_LOGT_CONNECTIVITY, 0))
+        return;
+    sb_log_fields f;
+    memset(&f, 0, sizeof f);
+    f.type = SB_LOGT_CONNECTIVITY;
+    f.level = SB_LEVEL_WARNING;
+    f.collection = SB_LOG_COLLECTION_THROTTLING;
+    f.operation_name = SB_OP_MESSAGE_THROTTLED;
+    f.connection_type = connection_type;
+    f.connection_id = connection_id;
+    f.caller_ip = caller_ip && *caller_ip ? caller_ip : NULL;
+    f.hub = hub;
+    f.message = SB_MSG_MESSAGE_COUNT_REACHES_LIMIT;
     sb_diag_emit(srv, &f);
 }
 
@@ -366,6 +387,29 @@ void sb_log_http_request(sb_server *srv, const char *method, const char *path, c
     f.status_code = status;
     f.duration_ms = duration_ms;
     f.caller_ip = caller_ip && *caller_ip ? caller_ip : NULL;
+    f.message = text;
+    sb_diag_emit(srv, &f);
+}
+
+void sb_log_upstream_failed(sb_server *srv, const char *hub, const char *connection_id, const char *user_id,
+                            sb_transport transport, int diagnostic, const char *caller_ip, const char *category,
+                            const char *event, const char *error) {
+    if (!sb_diag_should_log(srv, SB_LOGT_CONNECTIVITY, diagnostic))
+        return;
+    char text[768];
+    snprintf(text, sizeof text, SB_MSG_FMT_INVOKE_UPSTREAM_FAILED, category, event, error ? error : "");
+    sb_log_fields f;
+    memset(&f, 0, sizeof f);
+    f.type = SB_LOGT_CONNECTIVITY;
+    f.level = SB_LEVEL_WARNING;
+    f.collection = SB_LOG_COLLECTION_CONNECTION;
+    f.operation_name = SB_OP_INVOKE_UPSTREAM_FAILED;
+    f.connection_type = SB_LOG_CONNECTION_TYPE_CLIENT;
+    f.transport_type = sb_log_transport_name(transport);
+    f.caller_ip = caller_ip;
+    f.connection_id = connection_id;
+    f.user_id = user_id;
+    f.hub = hub;
     f.message = text;
     sb_diag_emit(srv, &f);
 }

@@ -28,6 +28,11 @@ void sb_log_client_closed(sb_client *cl, sb_close_reason why, const char *error)
 void sb_log_client_unauthorized(struct sb_server *srv, const char *caller_ip, const char *hub, const char *message);
 void sb_log_client_throttled(struct sb_server *srv, const char *caller_ip, const char *hub, const char *user_id,
                              int diagnostic, const char *message);
+/* A send refused because the Free tier's daily message quota is used up (collection Throttling, operation
+ * MessageThrottled, "Message count reaches limit").  connection_type: who sent it (names.h; REST callers and
+ * app servers are Server); connection_id may be NULL. */
+void sb_log_message_throttled(struct sb_server *srv, const char *caller_ip, const char *hub,
+                              const char *connection_type, const char *connection_id);
 
 /* Server connections (default mode). */
 void sb_log_server_started(struct sb_server *srv, const char *server_connection_id, const char *hub,
@@ -53,5 +58,13 @@ void sb_log_http_request(struct sb_server *srv, const char *method, const char *
 
 /* Transport type name for logs ("WebSockets", ...), NULL for none. */
 const char *sb_log_transport_name(sb_transport t);
+
+/* Serverless upstream: a call for a client's event failed (category/event as sent; error = what the client
+ * got or would get, e.g. "Invocation failed, status code 500").  ConnectivityLogs, collection Connection,
+ * operation InvokeUpstreamFailed, level Warning; collected like the client's connectivity events.  Takes
+ * copies of the client's fields because the client may be gone when the answer comes. */
+void sb_log_upstream_failed(struct sb_server *srv, const char *hub, const char *connection_id, const char *user_id,
+                            sb_transport transport, int diagnostic, const char *caller_ip, const char *category,
+                            const char *event, const char *error);
 
 #endif

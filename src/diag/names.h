@@ -51,6 +51,8 @@
 #define SB_OP_HTTP_REQUEST "HttpRequest"
 /* chosen here: pipeline health (dropped records) */
 #define SB_OP_LOG_RECORDS_DROPPED "LogRecordsDropped"
+/* chosen here, after Azure's close category: a serverless upstream call failed */
+#define SB_OP_INVOKE_UPSTREAM_FAILED "InvokeUpstreamFailed"
 
 /* connectivity messages */
 #define SB_MSG_CONNECTION_STARTED "Connection started"
@@ -71,6 +73,11 @@
 #define SB_MSG_FMT_RECEIVED_FROM_SERVER "Received a %s message %llu from server connection %s."
 #define SB_MSG_FMT_SENT_TO_CLIENT "Sent a message %llu to client connection %s successfully."
 
+/* chosen here: the InvokeUpstreamFailed message (%s = category, event, the failure as the client sees it) */
+#define SB_MSG_FMT_INVOKE_UPSTREAM_FAILED "Failed to invoke upstream for event %s/%s: %s"
+/* the ConnectionAborted reason when an upstream failure closes a client without a text */
+#define SB_MSG_INVOKE_UPSTREAM_FAILED "Invoke upstream failed"
+
 /* chosen here: the LogRecordsDropped message (%llu = how many, %s = one of the reasons below) */
 #define SB_MSG_FMT_LOG_RECORDS_DROPPED "%llu log records were dropped: %s."
 #define SB_MSG_DROP_REASON_QUEUE_FULL "the log queue was full"
@@ -83,9 +90,16 @@
 /* workspace tables */
 #define SB_TABLE_DIAGNOSTIC_LOGS "SignalRServiceDiagnosticLogs"
 #define SB_TABLE_ACTIVITY "AzureActivity"
+#define SB_TABLE_METRICS "AzureMetrics"
 
 /* archive containers */
 #define SB_CONTAINER_LOGS "insights-logs-alllogs"
 #define SB_CONTAINER_ACTIVITY "insights-activity-logs"
+#define SB_CONTAINER_METRICS "insights-metrics-pt1m"
+
+/* platform metrics exported by diagnostic settings (AzureMetrics rows, metrics archive) */
+#define SB_METRICS_CATEGORY_ALLMETRICS "AllMetrics"
+#define SB_METRICS_RESOURCE_PROVIDER "MICROSOFT.SIGNALRSERVICE"
+#define SB_METRICS_TIME_GRAIN "PT1M"
 
 #endif

@@ -16,7 +16,12 @@
  *   - resource logs: every destination of a setting with logs_all, or with
  *     logs_audit when the record's collection is Authorization;
  *   - activity records: the same destinations with logs_all or logs_audit,
- *     and always the built-in activity-log store (<data_dir>/activitylog).
+ *     and always the built-in activity-log store (<data_dir>/activitylog);
+ *   - metric rows (SB_LOGT_METRIC): every destination of a setting with
+ *     AllMetrics; they are produced only while such a setting exists.
+ * The writer also runs jobs handed to it (sb_diag_run_on_writer: the metrics
+ * store is written there, so the data dir has one writer thread) and, on
+ * sb_diag_reopen, closes every sink so each reopens on its next write.
  * A destination is one sink instance per (kind, name), opened on first use
  * and kept open.  Each holds its own pending array, so one failing
  * destination never delays the others.  A record carries a count of
@@ -108,15 +113,22 @@ typedef struct dest {
     const sb_sink_vtable *vt;
     sb_sink sink;
     int opened;
-    int usable;                /* declared in the configuration and safe as a file name */
+    int usable;                 /* declared in the configuration and safe as a file name */
     int route_all, route_audit; /* what the current settings send here */
-    sb_log_record **pending;   /* [head, n) wait for delivery */
+    int route_metrics;          /* AllMetrics rows */
+    sb_log_record **pending;    /* [head, n) wait for delivery */
     size_t head, n, cap;
     int failures;     /* failed attempts for what is pending */
     int64_t retry_at; /* monotonic us; pending waits until then */
     uint64_t unreported_drops;
     char last_err[SB_SINK_ERR_MAX];
 } dest;
+
+typedef struct writer_job {
+    struct writer_job *next;
+    void (*fn)(void *arg);
+    void *arg;
+} writer_job;
 
 struct sb_diag {
     /* copied at start, immutable: the writer never reads sb_server */
@@ -127,6 +139,7 @@ struct sb_diag {
     /* loop thread */
     sb_diag_settings settings;
     int collecting;
+    int exporting_metrics; /* a setting has AllMetrics */
     int type_enabled[SB_LOGT_COUNT];
     sb_log_record *batch_head, **batch_tail;
     size_t batch_n;
@@ -136,6 +149,8 @@ struct sb_diag {
     pthread_cond_t cv;
     sb_log_record *q_head, **q_tail;
     sb_diag_settings *published; /* settings the writer has not adopted yet */
+    struct writer_job *j_head, **j_tail;
+    int reopen;
     int stop;
 
     /* any thread */
@@ -167,10 +182,13 @@ static int64_t real_us(void) {
 
 static void set_flags(sb_diag *d) {
     d->collecting = sb_diag_settings_collecting(&d->settings);
+    d->exporting_metrics = sb_diag_settings_metrics(&d->settings);
     memcpy(d->type_enabled, d->settings.type_enabled, sizeof d->type_enabled);
 }
 
-int sb_diag_collecting(const sb_server *srv) { return srv->diag && srv->diag->collecting; }
+int sb_diag_collecting(const sb_server *srv) {
+    return srv->diag && srv->diag->collecting;
+}
 
 int sb_diag_type_enabled(const sb_server *srv, sb_log_type t) {
     return srv->diag && (unsigned)t < SB_LOGT_COUNT && srv->diag->type_enabled[t];
@@ -180,6 +198,8 @@ int sb_diag_should_log(const sb_server *srv, sb_log_type t, int diagnostic) {
     const sb_diag *d = srv->diag;
     if (!d)
         return 0;
+    if (t == SB_LOGT_METRIC)
+        return d->exporting_metrics;
     if (t == SB_LOGT_ACTIVITY) /* the activity log is collected whatever the settings */
         return 1;
     if (!d->collecting || (unsigned)t >= SB_LOGT_COUNT)
@@ -189,7 +209,7 @@ int sb_diag_should_log(const sb_server *srv, sb_log_type t, int diagnostic) {
 
 void sb_diag_emit(sb_server *srv, const sb_log_fields *f) {
     sb_diag *d = srv->diag;
-    if (!d || (f->type != SB_LOGT_ACTIVITY && !d->collecting))
+    if (!d || (f->type == SB_LOGT_METRIC ? !d->exporting_metrics : f->type != SB_LOGT_ACTIVITY && !d->collecting))
         return;
     if (d->batch_n + atomic_load_explicit(&d->depth, memory_order_relaxed) >= d->max_records) {
         atomic_fetch_add_explicit(&d->dropped_queue, 1, memory_order_relaxed);
@@ -290,7 +310,8 @@ static dest *dest_get(sb_diag *d, dest_kind kind, const char *name) {
     dest *x = sb_calloc(1, sizeof *x);
     x->kind = kind;
     snprintf(x->name, sizeof x->name, "%s", name);
-    x->vt = kind == DEST_ACTIVITY_STORE ? &sb_sink_archive : sb_sink_find(kind == DEST_STORAGE ? "archive" : "workspace");
+    x->vt = kind == DEST_ACTIVITY_STORE ? &sb_sink_archive
+                                        : sb_sink_find(kind == DEST_STORAGE ? "archive" : "workspace");
     const char *list = kind == DEST_STORAGE ? d->storage_accounts : d->workspaces;
     x->usable = x->vt && (kind == DEST_ACTIVITY_STORE || (plain_file_name(name) && list_has(list, name)));
     if (!x->usable) {
@@ -299,8 +320,8 @@ static dest *dest_get(sb_diag *d, dest_kind kind, const char *name) {
                      kind == DEST_STORAGE ? "storage_accounts" : "workspaces");
         else
             snprintf(x->last_err, sizeof x->last_err, "no sink is registered for it");
-        fprintf(stderr, "switchboard: logs: %s '%s' is %s; its records are dropped\n", dest_labels[kind], name,
-                x->last_err);
+        fprintf(stderr, "switchboard: logs: %s '%s' is %s; its records are dropped\n", dest_labels[kind],
+                name, x->last_err);
     }
     x->next = d->dests;
     d->dests = x;
@@ -310,10 +331,10 @@ static dest *dest_get(sb_diag *d, dest_kind kind, const char *name) {
 /* Recompute what each destination receives from the writer's settings. */
 static void rebuild_routes(sb_diag *d) {
     for (dest *x = d->dests; x; x = x->next)
-        x->route_all = x->route_audit = 0;
+        x->route_all = x->route_audit = x->route_metrics = 0;
     for (size_t i = 0; i < d->wsettings.n; i++) {
         const sb_diag_setting *s = &d->wsettings.v[i];
-        if (!s->logs_all && !s->logs_audit)
+        if (!s->logs_all && !s->logs_audit && !s->metrics)
             continue;
         const char *ids[2] = {s->storage_account_id, s->workspace_id};
         for (int k = 0; k < 2; k++) {
@@ -322,6 +343,7 @@ static void rebuild_routes(sb_diag *d) {
             dest *x = dest_get(d, k == 0 ? DEST_STORAGE : DEST_WORKSPACE, sb_diag_resource_name(ids[k]));
             x->route_all |= s->logs_all;
             x->route_audit |= s->logs_audit;
+            x->route_metrics |= s->metrics;
         }
     }
 }
@@ -364,7 +386,9 @@ static void route(sb_diag *d, sb_log_record *r) {
     int audit = activity || (r->collection && strcmp(r->collection, SB_LOG_COLLECTION_AUTHORIZATION) == 0);
     r->refs = 1; /* held while routing, so a full destination cannot free it under us */
     for (dest *x = d->dests; x; x = x->next) {
-        int want = x->kind == DEST_ACTIVITY_STORE ? activity : x->route_all || (x->route_audit && audit);
+        int want = x->kind == DEST_ACTIVITY_STORE ? activity
+                   : r->type == SB_LOGT_METRIC    ? x->route_metrics
+                                                  : x->route_all || (x->route_audit && audit);
         if (want)
             push(d, x, r);
     }
@@ -381,8 +405,8 @@ static void drop_pending(sb_diag *d, dest *x) {
     x->failures = 0;
     x->retry_at = 0;
     if (n) {
-        fprintf(stderr, "switchboard: logs: %s '%s': %zu records dropped: %s\n", dest_labels[x->kind], x->name, n,
-                x->last_err);
+        fprintf(stderr, "switchboard: logs: %s '%s': %zu records dropped: %s\n", dest_labels[x->kind],
+                x->name, n, x->last_err);
     }
 }
 
@@ -396,7 +420,8 @@ static uint64_t next_random(sb_diag *d) { /* xorshift64*: jitter only, no need f
 static void delivery_failed(sb_diag *d, dest *x, int64_t now, int64_t deadline) {
     snprintf(x->last_err, sizeof x->last_err, "%s", x->sink.err[0] ? x->sink.err : "failed");
     if (x->failures++ == 0)
-        fprintf(stderr, "switchboard: logs: %s '%s': %s; retrying\n", dest_labels[x->kind], x->name, x->last_err);
+        fprintf(stderr, "switchboard: logs: %s '%s': %s; retrying\n", dest_labels[x->kind], x->name,
+                x->last_err);
     if (x->failures > RETRY_LIMIT) {
         drop_pending(d, x);
         return;
@@ -574,10 +599,10 @@ static void adopt_settings(sb_diag *d, sb_diag_settings *s) {
 /* ---- writer: the thread ----------------------------------------------------------------------- */
 
 static sb_log_record *take_work(sb_diag *d, int64_t wake_at, int stopping, sb_diag_settings **settings,
-                                int *stop) {
+                                int *stop, writer_job **jobs, int *reopen) {
     struct timespec ts = {.tv_sec = wake_at / 1000000, .tv_nsec = (wake_at % 1000000) * 1000};
     pthread_mutex_lock(&d->mu);
-    while (!d->q_head && !d->published && (stopping || !d->stop))
+    while (!d->q_head && !d->published && !d->j_head && !d->reopen && (stopping || !d->stop))
         if (pthread_cond_timedwait(&d->cv, &d->mu, &ts) == ETIMEDOUT)
             break;
     sb_log_record *recs = d->q_head;
@@ -587,8 +612,35 @@ static sb_log_record *take_work(sb_diag *d, int64_t wake_at, int stopping, sb_di
     *settings = d->published;
     d->published = NULL;
     *stop = d->stop;
+    *jobs = d->j_head;
+    d->j_head = NULL;
+    d->j_tail = &d->j_head;
+    *reopen = d->reopen;
+    d->reopen = 0;
     pthread_mutex_unlock(&d->mu);
     return recs;
+}
+
+static void run_jobs(writer_job *j) {
+    while (j) {
+        writer_job *next = j->next;
+        j->fn(j->arg);
+        sb_free(j);
+        j = next;
+    }
+}
+
+/* Pending records stay with their destination and reach the reopened sink. */
+static void reopen_sinks(sb_diag *d) {
+    for (dest *x = d->dests; x; x = x->next) {
+        if (!x->opened)
+            continue;
+        x->vt->close(&x->sink);
+        x->opened = 0;
+    }
+    if (dest_open(d, d->activity_store) != SB_OK) /* its retention sweep needs it open, as at start */
+        fprintf(stderr, "switchboard: logs: %s: %s\n", dest_labels[DEST_ACTIVITY_STORE],
+                d->activity_store->sink.err);
 }
 
 static void *writer_main(void *arg) {
@@ -597,12 +649,15 @@ static void *writer_main(void *arg) {
     int64_t deadline = 0;
     /* open now, so its retention sweep runs even when nothing is written */
     if (dest_open(d, d->activity_store) != SB_OK)
-        fprintf(stderr, "switchboard: logs: %s: %s\n", dest_labels[DEST_ACTIVITY_STORE], d->activity_store->sink.err);
+        fprintf(stderr, "switchboard: logs: %s: %s\n", dest_labels[DEST_ACTIVITY_STORE],
+                d->activity_store->sink.err);
     for (;;) {
         int64_t now = mono_us();
         sb_diag_settings *settings;
-        int stop;
-        sb_log_record *recs = take_work(d, next_retry(d, now + WAKE_INTERVAL_US), stopping, &settings, &stop);
+        int stop, reopen;
+        writer_job *jobs;
+        sb_log_record *recs =
+            take_work(d, next_retry(d, now + WAKE_INTERVAL_US), stopping, &settings, &stop, &jobs, &reopen);
         if (settings)
             adopt_settings(d, settings);
         now = mono_us();
@@ -615,6 +670,9 @@ static void *writer_main(void *arg) {
             route(d, recs);
             recs = next;
         }
+        run_jobs(jobs);
+        if (reopen)
+            reopen_sinks(d);
         report_drops(d, now, 0);
         for (dest *x = d->dests; x; x = x->next)
             deliver(d, x, now, deadline);
@@ -681,6 +739,7 @@ static void diag_free(sb_diag *d) {
         sb_diag_settings_free(d->published);
         sb_free(d->published);
     }
+    run_jobs(d->j_head); /* a job owns its argument: only running it releases that */
     sb_diag_settings_free(&d->settings);
     sb_diag_settings_free(&d->wsettings);
     sb_free(d->data_dir);
@@ -700,10 +759,11 @@ int sb_diag_start(sb_server *srv) {
     const sb_config *c = &srv->cfg;
     sb_diag *d = sb_calloc(1, sizeof *d);
     d->data_dir = sb_strdup(c->data_dir);
-    d->resource_id = srv->resource_id[0]
-                         ? sb_strdup(srv->resource_id)
-                         : sb_asprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.SignalRService/SignalR/%s",
-                                       c->subscription_id, c->resource_group, c->resource_name);
+    d->resource_id =
+        srv->resource_id[0]
+            ? sb_strdup(srv->resource_id)
+            : sb_asprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.SignalRService/SignalR/%s",
+                          c->subscription_id, c->resource_group, c->resource_name);
     d->location = sb_strdup(c->location ? c->location : "");
     d->subscription_id = sb_strdup(c->subscription_id ? c->subscription_id : "");
     d->resource_group = sb_strdup(c->resource_group ? c->resource_group : "");
@@ -713,6 +773,7 @@ int sb_diag_start(sb_server *srv) {
     d->max_records = c->log_queue_max_records > 0 ? (size_t)c->log_queue_max_records : 1;
     d->batch_tail = &d->batch_head;
     d->q_tail = &d->q_head;
+    d->j_tail = &d->j_head;
     d->rng = (uint64_t)real_us() ^ ((uint64_t)getpid() << 32) ^ (uint64_t)(uintptr_t)d;
     if (!d->rng)
         d->rng = 1;
@@ -778,4 +839,30 @@ void sb_diag_stop(sb_server *srv) {
     pthread_cond_destroy(&d->cv);
     pthread_mutex_destroy(&d->mu);
     diag_free(d);
+}
+
+int sb_diag_run_on_writer(sb_server *srv, void (*fn)(void *arg), void *arg) {
+    sb_diag *d = srv->diag;
+    if (!d)
+        return SB_ECLOSED;
+    writer_job *j = sb_malloc(sizeof *j);
+    j->next = NULL;
+    j->fn = fn;
+    j->arg = arg;
+    pthread_mutex_lock(&d->mu);
+    *d->j_tail = j;
+    d->j_tail = &j->next;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    return SB_OK;
+}
+
+void sb_diag_reopen(sb_server *srv) {
+    sb_diag *d = srv->diag;
+    if (!d)
+        return;
+    pthread_mutex_lock(&d->mu);
+    d->reopen = 1;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
 }

@@ -9,7 +9,8 @@
  *
  * Invariants:
  *  - a record is immutable after sb_log_record_new (the pipeline only uses
- *    next/refs); copied strings live in data[], static names are not copied;
+ *    next/refs); copied strings live in data[], names.h literals are not
+ *    copied;
  *  - every line produced is one valid JSON object followed by '\n': strings
  *    are escaped (quotes, backslash, control characters) and invalid UTF-8 is
  *    replaced by U+FFFD, so a hostile user id or URL can neither break the
@@ -31,11 +32,14 @@
 #include "util/alloc.h"
 #include "util/utf8.h"
 
-#define N_COPIED 10
+#define N_COPIED 13
 
 sb_log_record *sb_log_record_new(const sb_log_fields *f) {
-    const char *src[N_COPIED] = {f->message, f->caller_ip, f->connection_id, f->user_id, f->hub,
-                                 f->group,   f->url,       f->trace_id,      f->caller,  f->properties};
+    /* message type, method and route template are usually literals, but a producer may build them (a
+     * route template is computed per request), and the record outlives the producer's stack */
+    const char *src[N_COPIED] = {f->message,      f->caller_ip,   f->connection_id, f->user_id, f->hub,
+                                 f->group,        f->url,         f->trace_id,      f->caller,  f->properties,
+                                 f->message_type, f->http_method, f->route_template};
     size_t len[N_COPIED], total = 0;
     for (int i = 0; i < N_COPIED; i++) {
         len[i] = src[i] ? strlen(src[i]) + 1 : 0;
@@ -46,7 +50,7 @@ sb_log_record *sb_log_record_new(const sb_log_fields *f) {
     clock_gettime(CLOCK_REALTIME, &ts);
     r->next = NULL;
     r->refs = 0;
-    r->time_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    r->time_us = f->time_us ? f->time_us : (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     r->type = f->type;
     r->level = f->level;
     r->tracing_id = f->tracing_id;
@@ -57,12 +61,12 @@ sb_log_record *sb_log_record_new(const sb_log_fields *f) {
     r->collection = f->collection;
     r->transport_type = f->transport_type;
     r->connection_type = f->connection_type;
-    r->message_type = f->message_type;
-    r->http_method = f->http_method;
-    r->route_template = f->route_template;
     r->status = f->status;
-    const char **dst[N_COPIED] = {&r->message, &r->caller_ip, &r->connection_id, &r->user_id, &r->hub,
-                                  &r->group,   &r->url,       &r->trace_id,      &r->caller,  &r->properties};
+    r->metric = f->metric;
+    const char **dst[N_COPIED] = {&r->message,       &r->caller_ip,  &r->connection_id, &r->user_id,
+                                  &r->hub,           &r->group,      &r->url,           &r->trace_id,
+                                  &r->caller,        &r->properties, &r->message_type,  &r->http_method,
+                                  &r->route_template};
     char *p = r->data;
     for (int i = 0; i < N_COPIED; i++) {
         if (!src[i]) {
@@ -76,7 +80,9 @@ sb_log_record *sb_log_record_new(const sb_log_fields *f) {
     return r;
 }
 
-void sb_log_record_free(sb_log_record *r) { sb_free(r); }
+void sb_log_record_free(sb_log_record *r) {
+    sb_free(r);
+}
 
 const char *sb_log_level_name(sb_log_level l) {
     switch (l) {
@@ -114,7 +120,8 @@ static char *put_digits(char *o, unsigned v, int width) {
     return o + width;
 }
 
-/* Days since 1970-01-01 -> civil date (proleptic Gregorian; H. Hinnant's algorithm, no libc time zone lock). */
+/* Days since 1970-01-01 -> civil date (proleptic Gregorian; H. Hinnant's algorithm, no libc time zone lock).
+ */
 static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d) {
     z += 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
@@ -127,7 +134,7 @@ static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d) {
     *y = (int)(yoe + era * 400) + (*m <= 2);
 }
 
-#define TIME_TEXT_LEN 28 /* 2026-11-26T01:02:03.4560000Z */
+#define TIME_TEXT_LEN 28                        /* 2026-11-26T01:02:03.4560000Z */
 #define TIME_MAX_US INT64_C(253402300799999999) /* 9999-12-31T23:59:59.999999Z keeps the year 4 digits */
 
 static char *put_time(char *o, int64_t t) {
@@ -283,12 +290,12 @@ static void put_str(sb_buf *b, const char *s, int upper) {
 }
 
 #define PUT_LIT(b, s) sb_buf_append((b), (s), sizeof(s) - 1)
-#define OPT_STR(b, key, v)                                                                                       \
-    do {                                                                                                         \
-        if (v) {                                                                                                 \
-            PUT_LIT(b, ",\"" key "\":");                                                                         \
-            put_str(b, v, 0);                                                                                    \
-        }                                                                                                        \
+#define OPT_STR(b, key, v)                                                                                   \
+    do {                                                                                                     \
+        if (v) {                                                                                             \
+            PUT_LIT(b, ",\"" key "\":");                                                                     \
+            put_str(b, v, 0);                                                                                \
+        }                                                                                                    \
     } while (0)
 
 /* Activity properties are the producer's JSON object; re-encoded compactly so a pretty-printed or invalid
@@ -309,7 +316,8 @@ static void put_activity_properties(sb_buf *b, const char *props) {
     json_decref(j);
 }
 
-void sb_log_record_archive_json(const sb_log_record *r, const char *resource_id, const char *location, sb_buf *out) {
+void sb_log_record_archive_json(const sb_log_record *r, const char *resource_id, const char *location,
+                                sb_buf *out) {
     PUT_LIT(out, "{\"time\":\"");
     sb_log_time_format(r->time_us, out);
     PUT_LIT(out, "\",\"level\":");
@@ -323,6 +331,7 @@ void sb_log_record_archive_json(const sb_log_record *r, const char *resource_id,
         PUT_LIT(out, ",\"category\":\"" SB_ACTIVITY_CATEGORY_ADMINISTRATIVE "\"");
         OPT_STR(out, "operationName", r->operation_name);
         OPT_STR(out, "resultType", r->status);
+        OPT_STR(out, "resultDescription", r->message); /* Azure: the operation's static description */
         OPT_STR(out, "caller", r->caller);
         OPT_STR(out, "callerIpAddress", r->caller_ip);
         PUT_LIT(out, ",\"properties\":");
@@ -359,4 +368,35 @@ void sb_log_record_archive_json(const sb_log_record *r, const char *resource_id,
         OPT_STR(out, "traceId", r->trace_id);
     }
     PUT_LIT(out, "}}\n");
+}
+
+/* Numbers of a metric row: integers without a fraction, others to 15 significant digits (a percentage), never
+ * NaN or infinity (not JSON). */
+static void put_number(sb_buf *b, double v) {
+    if (!isfinite(v))
+        v = 0;
+    char tmp[40];
+    int n = v == (double)(int64_t)v && fabs(v) < 9007199254740992.0 ? snprintf(tmp, sizeof tmp, "%lld", (long long)v)
+                                                                     : snprintf(tmp, sizeof tmp, "%.15g", v);
+    sb_buf_append(b, tmp, n > 0 && (size_t)n < sizeof tmp ? (size_t)n : 0);
+}
+
+void sb_log_record_metric_json(const sb_log_record *r, const char *resource_id, sb_buf *out) {
+    PUT_LIT(out, "{\"count\":");
+    put_number(out, r->metric.count);
+    PUT_LIT(out, ",\"total\":");
+    put_number(out, r->metric.total);
+    PUT_LIT(out, ",\"minimum\":");
+    put_number(out, r->metric.minimum);
+    PUT_LIT(out, ",\"maximum\":");
+    put_number(out, r->metric.maximum);
+    PUT_LIT(out, ",\"average\":");
+    put_number(out, r->metric.average);
+    PUT_LIT(out, ",\"resourceId\":");
+    put_str(out, resource_id ? resource_id : "", 1);
+    PUT_LIT(out, ",\"time\":\"");
+    sb_log_time_format(r->time_us, out);
+    PUT_LIT(out, "\",\"metricName\":");
+    put_str(out, r->metric.name ? r->metric.name : "", 0);
+    PUT_LIT(out, ",\"timeGrain\":\"PT1M\"}\n");
 }

@@ -14,8 +14,11 @@
  *     "connectionType","userId","message","hub","messageTracingId","messageType", http fields...}}
  *  - activity records (SB_LOGT_ACTIVITY), Azure's activity-log archive shape:
  *    {"time","level","resourceId","location","category":"Administrative","operationName","resultType",
- *     "caller","callerIpAddress","properties":{...the producer's JSON object...}}
- *  - workspace rows: the SignalRServiceDiagnosticLogs / AzureActivity columns (sink_workspace.c).
+ *     "resultDescription" (the message),"caller","callerIpAddress","properties":{...producer's object...}}
+ *  - metric rows (SB_LOGT_METRIC, AllMetrics: one metric, one minute, dimensions aggregated away), Azure's
+ *    metrics archive shape (sb_log_record_metric_json):
+ *    {"count","total","minimum","maximum","average","resourceId","time","metricName","timeGrain":"PT1M"}
+ *  - workspace rows: the SignalRServiceDiagnosticLogs / AzureActivity / AzureMetrics columns (sink_workspace.c).
  */
 #ifndef SB_DIAG_RECORD_H
 #define SB_DIAG_RECORD_H
@@ -30,7 +33,15 @@ typedef enum sb_log_type {
     SB_LOGT_HTTP = 2,
     SB_LOGT_COUNT = 3, /* resource-log types; the activity log is separate: */
     SB_LOGT_ACTIVITY = 3,
+    SB_LOGT_METRIC = 4, /* platform metrics exported by diagnostic settings (AllMetrics) */
 } sb_log_type;
+
+/* One metric's aggregate over one minute (SB_LOGT_METRIC).  name and unit are static strings. */
+typedef struct sb_log_metric {
+    const char *name; /* e.g. "ConnectionCount" */
+    const char *unit; /* e.g. "Count" */
+    double total, count, minimum, maximum, average;
+} sb_log_metric;
 
 typedef enum sb_log_level {
     SB_LEVEL_INFORMATIONAL = 0,
@@ -67,6 +78,9 @@ typedef struct sb_log_fields {
     const char *caller;      /* who made the management call (token subject or "accessKey") */
     const char *status;      /* "Succeeded" / "Failed" */
     const char *properties;  /* compact JSON object with operation details, or NULL */
+    /* metric rows */
+    sb_log_metric metric;
+    int64_t time_us; /* the record's time (metric rows: the minute); 0 = now */
 } sb_log_fields;
 
 typedef struct sb_log_record {
@@ -79,16 +93,17 @@ typedef struct sb_log_record {
     int has_tracing_id;
     int status_code;
     double duration_ms;
-    /* static names (not copied) */
-    const char *operation_name, *collection, *transport_type, *connection_type, *message_type, *http_method,
-        *route_template, *status;
+    /* static names from names.h (not copied) */
+    const char *operation_name, *collection, *transport_type, *connection_type, *status;
     /* copied strings (point into data[]; NULL when absent) */
     const char *message, *caller_ip, *connection_id, *user_id, *hub, *group, *url, *trace_id, *caller,
-        *properties;
+        *properties, *message_type, *http_method, *route_template;
+    sb_log_metric metric; /* SB_LOGT_METRIC */
     char data[];
 } sb_log_record;
 
-/* One allocation; time_us = now.  Static-name fields must point at string literals (names.h). */
+/* One allocation; time_us = f->time_us, or now.  operation_name, collection, transport_type, connection_type and status
+ * must point at string literals (names.h); every other string is copied. */
 sb_log_record *sb_log_record_new(const sb_log_fields *f);
 void sb_log_record_free(sb_log_record *r);
 
@@ -102,5 +117,7 @@ void sb_log_time_format(int64_t time_us, sb_buf *out);
 /* Append the archive JSON line (with '\n') for r.  resource_id as configured (it is upper-cased in the
  * archive, like Azure's). */
 void sb_log_record_archive_json(const sb_log_record *r, const char *resource_id, const char *location, sb_buf *out);
+/* Append the metrics archive JSON line (with '\n') of an SB_LOGT_METRIC record. */
+void sb_log_record_metric_json(const sb_log_record *r, const char *resource_id, sb_buf *out);
 
 #endif

@@ -36,17 +36,17 @@
 #include "diag/record.h"
 #include "util/buf.h"
 
-#define SB_SINK_ERR_MAX 256
+#define SB_SINK_ERR_MAX 1024
 
 /* What a sink is told when it opens; strings are valid until close. */
 typedef struct sb_sink_config {
-    const char *name;            /* storage account / workspace name */
-    const char *path;            /* local sinks: archive root directory, or the database file */
-    const char *resource_id;     /* as configured; sinks upper-case it where Azure does */
+    const char *name;        /* storage account / workspace name */
+    const char *path;        /* local sinks: archive root directory, or the database file */
+    const char *resource_id; /* as configured; sinks upper-case it where Azure does */
     const char *subscription_id;
     const char *resource_group;
     const char *location;
-    int retention_days;          /* archive: delete hour folders older than this (0 = keep forever) */
+    int retention_days; /* archive: delete hour folders older than this (0 = keep forever) */
 } sb_sink_config;
 
 typedef struct sb_sink sb_sink;

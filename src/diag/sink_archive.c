@@ -2,9 +2,10 @@
  * sink_archive.c - the storage-account sink: Azure's archive layout on the
  * local disk (see sink.h for the tree), one compact JSON object per line.
  *
- * Owns: the two open hour files of one archive root (resource logs in
- * insights-logs-alllogs, activity records in insights-activity-logs), their
- * rotation, and the retention sweep of the built-in activity-log store.
+ * Owns: the three open hour files of one archive root (resource logs in
+ * insights-logs-alllogs, activity records in insights-activity-logs, metric
+ * rows in insights-metrics-pt1m), their rotation, and the retention sweep of
+ * the built-in activity-log store.
  *
  * Invariants:
  *  - like Azure, a record goes into the file of the hour in which it is
@@ -12,8 +13,8 @@
  *    a few records stamped just before its hour;
  *  - one write() per file per batch, O_APPEND; if it fails or comes up short
  *    the file is truncated back to where the batch started, so a retried batch
- *    never leaves a torn line behind.  A batch holding both resource logs and
- *    activity records touches two files; if the second fails the first is
+ *    never leaves a torn line behind.  A batch holding several kinds of
+ *    record touches several files; if a later one fails the earlier ones are
  *    written again on retry (at-least-once, as Azure's own pipeline);
  *  - data reaches the page cache on flush (survives a crash of the process,
  *    not of the machine: there is no fsync per batch, by design, for speed).
@@ -50,7 +51,7 @@ typedef struct hour_file {
 typedef struct archive {
     char *root;
     char *resource_id, *location;
-    hour_file logs, activity;
+    hour_file logs, activity, metrics;
     int retention_days;
     int64_t next_prune_us;
 } archive;
@@ -66,8 +67,8 @@ void sb_sink_archive_path(const char *container, const char *resource, int64_t t
     for (size_t i = start; i < out->len; i++)
         if (out->data[i] >= 'a' && out->data[i] <= 'z')
             out->data[i] = (char)(out->data[i] - ('a' - 'A'));
-    sb_buf_appendf(out, "/y=%04d/m=%02d/d=%02d/h=%02d/m=00/PT1H.json", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                   tm.tm_hour);
+    sb_buf_appendf(out, "/y=%04d/m=%02d/d=%02d/h=%02d/m=00/PT1H.json", tm.tm_year + 1900, tm.tm_mon + 1,
+                   tm.tm_mday, tm.tm_hour);
 }
 
 /* mkdir -p of the directory part of path. */
@@ -84,7 +85,8 @@ static int mkdir_parents(char *path) {
 }
 
 static int set_err(sb_sink *s, int code, const char *what, const char *path) {
-    snprintf(s->err, sizeof s->err, "%s %s: %s", what, path, strerror(-code));
+    /* the cause first: archive paths are long and the buffer is bounded */
+    snprintf(s->err, sizeof s->err, "%s: %s %s", strerror(-code), what, path);
     return code;
 }
 
@@ -167,6 +169,7 @@ static int archive_open(sb_sink *s, const sb_sink_config *c) {
     a->retention_days = c->retention_days;
     hour_file_init(&a->logs, SB_CONTAINER_LOGS, sb_strdup(c->resource_id));
     hour_file_init(&a->activity, SB_CONTAINER_ACTIVITY, sb_asprintf("/subscriptions/%s", c->subscription_id));
+    hour_file_init(&a->metrics, SB_CONTAINER_METRICS, sb_strdup(c->resource_id));
     s->impl = a;
     /* create the root now so a bad path is reported when the destination is first used */
     sb_buf root;
@@ -183,7 +186,12 @@ static int archive_write(sb_sink *s, sb_log_record *const *recs, size_t n) {
     archive *a = s->impl;
     sb_buf_reset(&a->logs.staged); /* whatever a failed attempt staged is part of this batch again */
     sb_buf_reset(&a->activity.staged);
+    sb_buf_reset(&a->metrics.staged);
     for (size_t i = 0; i < n; i++) {
+        if (recs[i]->type == SB_LOGT_METRIC) {
+            sb_log_record_metric_json(recs[i], a->resource_id, &a->metrics.staged);
+            continue;
+        }
         hour_file *f = recs[i]->type == SB_LOGT_ACTIVITY ? &a->activity : &a->logs;
         sb_log_record_archive_json(recs[i], a->resource_id, a->location, &f->staged);
     }
@@ -198,6 +206,8 @@ static int archive_flush(sb_sink *s) {
     int rc = append_staged(s, a, &a->logs, now_us);
     if (rc == SB_OK)
         rc = append_staged(s, a, &a->activity, now_us);
+    if (rc == SB_OK)
+        rc = append_staged(s, a, &a->metrics, now_us);
     return rc;
 }
 
@@ -217,9 +227,11 @@ static int parse_seg(const char *name, char key, int digits, int *out) {
     return 1;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) { return remove(path); }
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    return remove(path);
+}
 
-/* Visit dir/<key>=<digits> subfolders (level 0..3 = y, m, d, h); delete expired hours, then emptied parents. */
+/* Visit dir/<key>=<digits> folders (level 0..3 = y, m, d, h); delete expired hours, then emptied parents. */
 static void prune_level(const char *dir, int level, int ymdh[4], int64_t cutoff_s) {
     static const char keys[4] = {'y', 'm', 'd', 'h'};
     static const int digits[4] = {4, 2, 2, 2};
@@ -235,7 +247,8 @@ static void prune_level(const char *dir, int level, int ymdh[4], int64_t cutoff_
             prune_level(sub, level + 1, ymdh, cutoff_s);
             rmdir(sub); /* only succeeds once empty */
         } else {
-            struct tm tm = {.tm_year = ymdh[0] - 1900, .tm_mon = ymdh[1] - 1, .tm_mday = ymdh[2], .tm_hour = ymdh[3]};
+            struct tm tm = {
+                .tm_year = ymdh[0] - 1900, .tm_mon = ymdh[1] - 1, .tm_mday = ymdh[2], .tm_hour = ymdh[3]};
             if ((int64_t)timegm(&tm) + 3600 <= cutoff_s)
                 nftw(sub, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
         }
@@ -274,6 +287,7 @@ static void archive_close(sb_sink *s) {
         return;
     hour_file_free(&a->logs);
     hour_file_free(&a->activity);
+    hour_file_free(&a->metrics);
     sb_free(a->root);
     sb_free(a->resource_id);
     sb_free(a->location);

@@ -24,7 +24,7 @@
 
 #define SB_KQL_TICKS_PER_SECOND INT64_C(10000000)
 #define SB_KQL_TICKS_PER_DAY (INT64_C(86400) * SB_KQL_TICKS_PER_SECOND)
-#define SB_KQL_DT_TEXT_LEN 28 /* 2026-01-02T03:04:05.1234567Z */
+#define SB_KQL_DT_TEXT_LEN 28                      /* 2026-01-02T03:04:05.1234567Z */
 #define SB_KQL_DT_MIN INT64_C(-621355968000000000) /* 0001-01-01T00:00:00Z */
 #define SB_KQL_DT_MAX INT64_C(2534023007999999999) /* 9999-12-31T23:59:59.9999999Z */
 
@@ -33,10 +33,13 @@
 int sb_kql_dt_parse(const char *s, size_t n, int64_t *ticks);
 /* The canonical 28-byte form plus NUL. */
 void sb_kql_dt_format(int64_t ticks, char out[SB_KQL_DT_TEXT_LEN + 1]);
-/* The Logs API form: canonical with trailing fraction zeros dropped ("...:05Z", "...:05.1Z").  Returns length. */
+/* The Logs API form: canonical with trailing fraction zeros dropped ("...:05Z", "...:05.1Z").  Returns
+ * length. */
 size_t sb_kql_dt_format_api(int64_t ticks, char out[SB_KQL_DT_TEXT_LEN + 1]);
 /* Is a datetime within the supported range? */
-static inline int sb_kql_dt_valid(int64_t ticks) { return ticks >= SB_KQL_DT_MIN && ticks <= SB_KQL_DT_MAX; }
+static inline int sb_kql_dt_valid(int64_t ticks) {
+    return ticks >= SB_KQL_DT_MIN && ticks <= SB_KQL_DT_MAX;
+}
 
 /* "[-][d.]hh:mm:ss[.fffffff]" (the Logs API form of a timespan).  out must hold 40 bytes.  Returns length. */
 size_t sb_kql_ts_format(int64_t ticks, char out[40]);

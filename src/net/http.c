@@ -6,7 +6,10 @@
  *   /client/...        SignalR client endpoint (signalr/client.c)
  *   /server/...        app-server connections, default mode (service/service.c)
  *   /api/...           data-plane REST API (rest/rest_api.c)
- *   /subscriptions/... ARM-shaped management API: resource, diagnostic settings (rest/mgmt_api.c)
+ *   /subscriptions/... ARM-shaped management API: resource, diagnostic settings (rest/mgmt_api.c);
+ *                      its metrics routes (.../providers/Microsoft.Insights/metric*, metrics:getBatch)
+ *                      go to metrics/metrics_api.c
+ *   /v1/workspaces/... Logs query API, KQL (rest/query_api.c)
  *   /metrics           Prometheus exposition (metrics/prometheus.c)
  *   /                  a one-line banner
  * Everything else is 404.
@@ -17,9 +20,12 @@
 
 #include "diag/diag.h"
 #include "diag/events.h"
+#include "metrics/metrics.h"
+#include "metrics/metrics_api.h"
 #include "metrics/prometheus.h"
 #include "net/ws.h"
 #include "rest/mgmt_api.h"
+#include "rest/query_api.h"
 #include "rest/rest_api.h"
 #include "server.h"
 #include "service/service.h"
@@ -66,6 +72,7 @@ void sb_http_log_response(sb_conn *c, int status) {
 
 static void write_head(sb_conn *c, int status, const char *content_type, long content_length, const char *extra) {
     sb_http_log_response(c, status);
+    sb_metrics_operation(c->srv, status >= 500 ? 2 : status >= 400 ? 1 : 0); /* SystemErrors / UserErrors */
     sb_buf b;
     sb_buf_init(&b);
     sb_buf_appendf(&b, "HTTP/1.1 %d %s\r\n", status, sb_http_reason(status));
@@ -155,12 +162,17 @@ static void dispatch(sb_conn *c, sb_http_request *req) {
         sb_service_endpoint_handle(c, req);
     } else if (path_is(req->path, "/subscriptions/") || path_is(req->path, "//subscriptions/")) {
         /* the Azure SDKs join the endpoint and the resource id into "//subscriptions/..." */
-        sb_mgmt_handle(c, req);
+        if (sb_metrics_api_match(req->path)) /* Azure Monitor's metrics API (metrics/metrics_api.c) */
+            sb_metrics_api_handle(c, req);
+        else
+            sb_mgmt_handle(c, req);
     } else if (path_is(req->path, "/api/")) {
         if (req->body.len > (size_t)c->srv->cfg.max_rest_body_bytes)
             sb_http_respond_text(c, 413, "The request body is too large.");
         else
             sb_rest_handle(c, req);
+    } else if (sb_query_api_matches(req->path)) {
+        sb_query_api_handle(c, req);
     } else if (sb_slice_eq(req->path, "/metrics")) {
         sb_prometheus_handle(c, req);
     } else if (sb_slice_eq(req->path, "/")) {

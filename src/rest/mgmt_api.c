@@ -16,7 +16,11 @@
  * State: the current settings are read with sb_diag_current_settings(); a
  * write copies them, changes the copy and hands it to sb_diag_apply_settings()
  * (producers see it at once, the writer within a loop turn, and the writer
- * persists it).  Nothing here keeps state between requests.
+ * persists it).  The resource's properties.upstream (serverless upstream
+ * templates) works the same way through sb_upstream_current() and
+ * sb_upstream_apply() (upstream/dispatch.c persists it); a PATCH validates
+ * every property it changes before applying any.  Nothing here keeps state
+ * between requests.
  *
  * Activity log: every write that names a real operation (PUT or DELETE of a
  * diagnostic setting, PATCH of the resource) emits one SB_LOGT_ACTIVITY
@@ -50,6 +54,7 @@
 #include "diag/settings.h"
 #include "net/http.h"
 #include "server.h"
+#include "upstream/dispatch.h"
 #include "util/alloc.h"
 #include "util/error.h"
 #include "util/utf8.h"
@@ -283,6 +288,7 @@ static json_t *resource_json(sb_server *srv, const sb_diag_settings *s) {
         json_pack("{s:s, s:s, s:i, s:i, s:s, s:o, s:o}", "provisioningState", "Succeeded", "hostName", host,
                   "publicPort", public_port, "serverPort", srv->port, "externalIP", "127.0.0.1", "features",
                   features, "resourceLogConfiguration", sb_diag_log_config_to_arm(s));
+    json_object_set_new(props, "upstream", sb_upstream_settings_to_json(sb_upstream_current(srv)));
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:i}, s:o}", "id", srv->resource_id, "name",
                      srv->cfg.resource_name, "type", "Microsoft.SignalRService/SignalR", "kind", "SignalR",
                      "location", srv->cfg.location, "sku", "name", "Standard_S1", "tier", "Standard", "size",
@@ -326,9 +332,12 @@ static void patch_resource(sb_server *srv, const sb_http_request *req, mgmt_req 
         return;
     json_t *props = json_object_get(body, "properties");
     json_t *cfg = json_object_get(props, "resourceLogConfiguration");
+    json_t *upstream = json_object_get(props, "upstream");
     sb_diag_settings tmp, next;
+    sb_upstream_settings next_upstream;
     char err[512];
     sb_diag_settings_copy(&next, current(srv, &tmp));
+    sb_upstream_settings_init(&next_upstream);
     if (!json_is_object(body)) {
         fail(m, 400, "InvalidRequestContent", "The request content must be a JSON object.");
     } else if (props && !json_is_null(props) && !json_is_object(props)) {
@@ -336,12 +345,18 @@ static void patch_resource(sb_server *srv, const sb_http_request *req, mgmt_req 
     } else if (cfg && !json_is_null(cfg) &&
                sb_diag_log_config_from_arm(&next, cfg, err, sizeof err) != SB_OK) {
         fail(m, 400, "BadRequest", "%s", err);
+    } else if (upstream && !json_is_null(upstream) &&
+               sb_upstream_settings_from_json(&next_upstream, upstream, err, sizeof err) != SB_OK) {
+        fail(m, 400, "BadRequest", "%s", err);
     } else {
         /* Other properties (tags, sku, features, ...) are not settable here and are ignored, as a PATCH
          * that changes nothing would be. */
         sb_diag_apply_settings(srv, &next);
+        if (upstream && !json_is_null(upstream))
+            sb_upstream_apply(srv, &next_upstream);
         ok(m, 200, resource_json(srv, &next));
     }
+    sb_upstream_settings_free(&next_upstream);
     sb_diag_settings_free(&next);
     json_decref(body);
 }

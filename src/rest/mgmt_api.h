@@ -5,7 +5,8 @@
  * update) and the `switchboard diag` CLI can drive it.
  *
  *   GET    {resourceId}?api-version=2024-03-01|2023-02-01|2022-02-01
- *   PATCH  {resourceId}                  properties.resourceLogConfiguration (log source settings)
+ *   PATCH  {resourceId}                  properties.resourceLogConfiguration (log source settings),
+ *                                        properties.upstream (serverless upstream templates)
  *   GET    {resourceId}/providers/Microsoft.Insights/diagnosticSettings
  *   GET|PUT|DELETE {resourceId}/providers/Microsoft.Insights/diagnosticSettings/{name}
  *   GET    {resourceId}/providers/Microsoft.Insights/diagnosticSettingsCategories[/{name}]

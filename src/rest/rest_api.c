@@ -41,8 +41,11 @@
 #include <strings.h>
 
 #include "auth/auth.h"
+#include "diag/events.h"
+#include "diag/names.h"
 #include "hub/hub.h"
 #include "hub/msg.h"
+#include "limits/tier.h"
 #include "net/http.h"
 #include "server.h"
 #include "signalr/hubproto.h"
@@ -575,13 +578,19 @@ static int authorize(sb_conn *c, const sb_http_request *req) {
     return rc == SB_OK;
 }
 
-/* Answers 400 itself and returns 0 when the body is unusable. */
+/* Answers 400 itself and returns 0 when the body is unusable, 429 when the tier's message quota is used up. */
 static int deliver(sb_conn *c, const sb_http_request *req, const sb_rest_route_t *rt, sb_hub *hub) {
     char err[256];
     sb_rest_send s;
     sb_slice body = sb_slice_make(req->body.data, req->body.len);
     if (sb_rest_parse_send(sb_http_header_get(req, "Content-Type"), body, &s, err, sizeof err) != SB_OK) {
         respond_error(c, 400, "Error.InvalidArgument", err, NULL);
+        sb_rest_send_free(&s);
+        return 0;
+    }
+    if (!sb_tier_message_allowed(c->srv, 1)) { /* Free tier: the day's message quota is used up */
+        sb_log_message_throttled(c->srv, c->peer_ip, rt->hub, SB_LOG_CONNECTION_TYPE_SERVER, NULL);
+        respond_error(c, 429, "Error.Throttled.MessageCountReachesLimit", SB_MSG_MESSAGE_COUNT_REACHES_LIMIT, NULL);
         sb_rest_send_free(&s);
         return 0;
     }

@@ -25,6 +25,8 @@
 #include "auth/jwt.h"
 #include "diag/events.h"
 #include "diag/names.h"
+#include "limits/tier.h"
+#include "metrics/metrics.h"
 #include "net/http.h"
 #include "net/ws.h"
 #include "server.h"
@@ -468,6 +470,7 @@ static void on_handshake(sb_server_conn *sc, const sb_svc_msg *m) {
     }
     sb_list_insert_tail(&hub->servers->conns, &sc->hub_node);
     hub->servers->n++;
+    sb_metrics_connection_opened(sc->srv, SB_EP_SERVER);
     sb_log_server_started(sc->srv, sc->id, hub->name, sc->conn->peer_ip, sc->server_id);
     if (registry(sc->srv)->message_logging)
         send_messaging_flag(sc, 1);
@@ -479,11 +482,32 @@ static void ack(sb_server_conn *sc, const sb_svc_msg *m, int ok) {
     send_ack(sc, m->ack_id, ok ? SB_SVC_ACK_OK : SB_SVC_ACK_NOT_FOUND, ok ? "" : "Not found.");
 }
 
+/* Messages the router fans out.  One connection's own traffic (ConnectionData: handshake answers, results,
+ * Clients.Caller; client invocations) is not, so clients can still connect and get answers. */
+static int is_fanout(int type) {
+    switch (type) {
+    case SB_SVC_MULTI_CONNECTION_DATA:
+    case SB_SVC_USER_DATA:
+    case SB_SVC_MULTI_USER_DATA:
+    case SB_SVC_BROADCAST_DATA:
+    case SB_SVC_GROUP_BROADCAST_DATA:
+    case SB_SVC_MULTI_GROUP_BROADCAST_DATA:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void on_message(sb_server_conn *sc, const sb_svc_msg *m) {
     sb_hub *hub = sc->hub;
     if (m->has_tracing_id && m->tracing_id)
         sb_log_message_from_server(sc->srv, hub, sb_svc_type_name(m->type), m->tracing_id, sc->id,
                                    sc->conn ? sc->conn->peer_ip : NULL);
+    if (is_fanout(m->type) && !sb_tier_message_allowed(sc->srv, 1)) { /* Free tier quota used up: dropped */
+        sb_log_message_throttled(sc->srv, sc->conn ? sc->conn->peer_ip : NULL, hub->name,
+                                 SB_LOG_CONNECTION_TYPE_SERVER, sc->id);
+        return;
+    }
     sb_msg out;
     sb_exclude ex = {0};
     const char **owned = NULL;
@@ -720,6 +744,12 @@ static void on_lost(sb_conn *c) {
         int aborted = !c->peer_closed && !sc->srv->stopping;
         sb_log_server_closed(sc->srv, sc->id, sc->hub->name, c->peer_ip, sc->server_id, aborted,
                              aborted ? SB_MSG_SERVER_CONNECTION_DROPPED : NULL);
+        int timed_out = sb_now_ms(sc->srv) - sc->last_recv_ms >= (uint64_t)sc->srv->cfg.server_timeout_ms;
+        sb_metrics_connection_closed(sc->srv, SB_EP_SERVER,
+                                     sc->srv->stopping ? SB_CC_SERVICE_RELOAD
+                                     : c->peer_closed  ? SB_CC_NORMAL
+                                     : timed_out       ? SB_CC_PING_TIMEOUT
+                                                       : SB_CC_HANDSHAKE_ERROR);
     }
     c->upper = NULL;
     sc->conn = NULL;

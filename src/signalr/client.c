@@ -30,6 +30,7 @@
 #include "server.h"
 #include "service/service.h"
 #include "signalr/transport_http.h"
+#include "upstream/dispatch.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -376,7 +377,7 @@ static void send_raw(sb_client *cl, const char *data, size_t len, int text) {
 
 /* ---- receiving from a client ------------------------------------------------ */
 
-static void handshake_fail(sb_client *cl, const char *err) {
+static void handshake_fail_with(sb_client *cl, const char *err, sb_close_reason why) {
     sb_buf b;
     sb_buf_init(&b);
     sb_handshake_write_response(&b, err);
@@ -385,11 +386,52 @@ static void handshake_fail(sb_client *cl, const char *err) {
     send_raw(cl, b.data, b.len, 1);
     cl->protocol = saved;
     sb_buf_free(&b);
-    sb_client_close(cl, SB_CLOSE_HANDSHAKE_ERROR, NULL, 0);
+    sb_client_close(cl, why, NULL, 0);
+}
+
+static void handshake_fail(sb_client *cl, const char *err) { handshake_fail_with(cl, err, SB_CLOSE_HANDSHAKE_ERROR); }
+
+/* Serverless: answer the handshake, enter the indexes, tell the upstream (connected event). */
+static void handshake_complete(sb_client *cl) {
+    sb_buf b;
+    sb_buf_init(&b);
+    sb_handshake_write_response(&b, NULL);
+    send_raw(cl, b.data, b.len, 1);
+    sb_buf_free(&b);
+    cl->state = SB_CLIENT_CONNECTED;
+    sb_client_activate(cl);
+    sb_log_client_started(cl);
+    sb_upstream_connected(cl);
+}
+
+/* The upstream answered a parked handshake (connect event).  The client is referenced for the call. */
+static void on_upstream_connect(sb_client *cl, const sb_upstream_connect_result *r) {
+    if (cl->state != SB_CLIENT_HANDSHAKE)
+        return; /* closed while waiting (handshake timeout, transport gone, shutdown) */
+    if (r->outcome == SB_UPSTREAM_CONNECT_REJECT) {
+        handshake_fail(cl, r->error);
+        return;
+    }
+    if (r->outcome == SB_UPSTREAM_CONNECT_FAILED) {
+        handshake_fail_with(cl, r->error, SB_CLOSE_UPSTREAM_FAILED);
+        return;
+    }
+    if (r->user_id) {
+        sb_free(cl->user_id);
+        cl->user_id = sb_strdup(r->user_id);
+    }
+    handshake_complete(cl);
+    for (size_t i = 0; i < r->ngroups && cl->state == SB_CLIENT_CONNECTED; i++)
+        sb_router_group_add(cl->hub, r->groups[i], cl->id);
+    /* messages that arrived while the handshake waited */
+    if (cl->state == SB_CLIENT_CONNECTED && cl->in.len)
+        sb_client_on_bytes(cl, "", 0);
 }
 
 /* Returns bytes consumed, 0 if more are needed; closes the client on errors. */
 static size_t on_handshake(sb_client *cl, const char *data, size_t len) {
+    if (sb_upstream_connect_pending(cl))
+        return 0; /* the upstream has not answered the connect event yet: hold what follows */
     sb_handshake_req hs;
     size_t used = 0;
     const char *err = NULL;
@@ -437,14 +479,8 @@ static size_t on_handshake(sb_client *cl, const char *data, size_t len) {
         sb_log_client_started(cl);
         return used;
     }
-    sb_buf b;
-    sb_buf_init(&b);
-    sb_handshake_write_response(&b, NULL);
-    send_raw(cl, b.data, b.len, 1);
-    sb_buf_free(&b);
-    cl->state = SB_CLIENT_CONNECTED;
-    sb_client_activate(cl);
-    sb_log_client_started(cl);
+    if (sb_upstream_connect(cl, on_upstream_connect) != SB_OK)
+        handshake_complete(cl); /* no connect event configured */
     return used;
 }
 
@@ -486,6 +522,8 @@ static void on_message(sb_client *cl, const sb_hub_msg *m, const char *framed, s
         return;
     case SB_HUBMSG_INVOCATION:
     case SB_HUBMSG_STREAM_INVOCATION:
+        if (sb_upstream_invoke(cl, m) == SB_OK)
+            return; /* the upstream answers (a blocking invocation's Completion comes back from it) */
         if (m->invocation_id) {
             /* No app server or upstream handles invocations here: answer so the caller never hangs. */
             char err[256];
@@ -609,6 +647,8 @@ void sb_client_close(sb_client *cl, sb_close_reason why, const char *error, int 
     }
     if (connected)
         sb_log_client_closed(cl, why, error);
+    if (connected && !cl->server) /* serverless: the upstream learns the client is gone */
+        sb_upstream_disconnected(cl, why == SB_CLOSE_NORMAL ? NULL : error);
     if (cl->diagnostic)
         cl->hub->router->srv->ndiagnostic_clients--;
     if (cl->server) /* default mode: the app server learns the client is gone */

@@ -28,6 +28,7 @@ typedef enum sb_close_reason {
     SB_CLOSE_SERVER_DROPPED,      /* default mode: its app-server connection dropped */
     SB_CLOSE_INTERNAL_ERROR,
     SB_CLOSE_NEGOTIATE_TIMEOUT,   /* negotiated but never connected */
+    SB_CLOSE_UPSTREAM_FAILED,     /* serverless: a connect/connected upstream call failed (InvokeUpstreamFailed) */
 } sb_close_reason;
 
 /* Handle a request under /client/ (negotiate or connect).  Always answers or takes the socket over. */

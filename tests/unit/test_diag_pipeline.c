@@ -38,7 +38,9 @@
 static sb_server srv;
 static char tmpdir[256];
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) { return remove(p); }
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    return remove(p);
+}
 
 static int setup(void **state) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sb_pipeline_XXXXXX");
@@ -70,17 +72,19 @@ static double mono_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void add_setting(sb_diag_settings *s, const char *name, const char *storage, const char *workspace, int all,
-                        int audit) {
+static void add_setting(sb_diag_settings *s, const char *name, const char *storage, const char *workspace,
+                        int all, int audit) {
     sb_diag_setting *d = &s->v[s->n++];
     memset(d, 0, sizeof *d);
     snprintf(d->name, sizeof d->name, "%s", name);
     if (storage)
-        d->storage_account_id =
-            sb_asprintf("/subscriptions/sub-1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/%s", storage);
+        d->storage_account_id = sb_asprintf(
+            "/subscriptions/sub-1/resourceGroups/rg1/providers/Microsoft.Storage/storageAccounts/%s",
+            storage);
     if (workspace)
         d->workspace_id = sb_asprintf(
-            "/subscriptions/sub-1/resourceGroups/rg1/providers/Microsoft.OperationalInsights/workspaces/%s", workspace);
+            "/subscriptions/sub-1/resourceGroups/rg1/providers/Microsoft.OperationalInsights/workspaces/%s",
+            workspace);
     d->logs_all = all;
     d->logs_audit = audit;
 }
@@ -151,7 +155,9 @@ static int collect(const char *p, const struct stat *st, int flag, struct FTW *f
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* Every line of every hour file under dir (hours in order), as parsed objects in a JSON array. */
 static json_t *archive_lines(const char *sub) {
@@ -271,7 +277,8 @@ static void test_no_setting_nothing_written(void **state) {
     lines = archive_lines("activitylog/" SB_CONTAINER_ACTIVITY "/resourceId=/SUBSCRIPTIONS/SUB-1");
     assert_int_equal(json_array_size(lines), 1);
     json_t *a = json_array_get(lines, 0);
-    assert_string_equal(json_string_value(json_object_get(a, "operationName")), "Microsoft.SignalRService/SignalR/write");
+    assert_string_equal(json_string_value(json_object_get(a, "operationName")),
+                        "Microsoft.SignalRService/SignalR/write");
     assert_string_equal(json_string_value(json_object_get(a, "category")), "Administrative");
     json_decref(lines);
     assert_false(exists("diagnostic-settings.json")); /* nothing changed, nothing saved */
@@ -327,21 +334,25 @@ static void test_end_to_end(void **state) {
         char conn[32];
         snprintf(conn, sizeof conn, "c-%d", i);
         assert_string_equal(prop(l, "connectionId"), conn); /* in emission order */
-        assert_string_equal(json_string_value(json_object_get(l, "resourceId")),
-                            "/SUBSCRIPTIONS/SUB-1/RESOURCEGROUPS/RG1/PROVIDERS/MICROSOFT.SIGNALRSERVICE/SIGNALR/HUB1");
+        assert_string_equal(
+            json_string_value(json_object_get(l, "resourceId")),
+            "/SUBSCRIPTIONS/SUB-1/RESOURCEGROUPS/RG1/PROVIDERS/MICROSOFT.SIGNALRSERVICE/SIGNALR/HUB1");
         assert_string_equal(json_string_value(json_object_get(l, "location")), "westus");
-        assert_string_equal(prop(l, "type"), i % 3 == 0 ? "ConnectivityLogs" : i % 3 == 1 ? "MessagingLogs"
-                                                                                          : "HttpRequestLogs");
+        assert_string_equal(prop(l, "type"), i % 3 == 0   ? "ConnectivityLogs"
+                                             : i % 3 == 1 ? "MessagingLogs"
+                                                          : "HttpRequestLogs");
     }
     json_decref(lines);
     assert_int_equal(db_count("local", "SELECT count(*) FROM SignalRServiceDiagnosticLogs"), n);
     assert_int_equal(db_count("local", "SELECT count(*) FROM SignalRServiceDiagnosticLogs WHERE LogType = "
                                        "'MessagingLogs' AND MessageTracingId % 3 = 1"),
                      n / 3);
-    assert_int_equal(db_count("local", "SELECT count(*) FROM SignalRServiceDiagnosticLogs WHERE StatusCode = 200 "
-                                       "AND HttpMethod = 'GET' AND ConnectionId = 'c-2'"),
+    assert_int_equal(db_count("local",
+                              "SELECT count(*) FROM SignalRServiceDiagnosticLogs WHERE StatusCode = 200 "
+                              "AND HttpMethod = 'GET' AND ConnectionId = 'c-2'"),
                      1);
-    assert_int_equal(db_count("local", "SELECT count(DISTINCT ConnectionId) FROM SignalRServiceDiagnosticLogs"), n);
+    assert_int_equal(
+        db_count("local", "SELECT count(DISTINCT ConnectionId) FROM SignalRServiceDiagnosticLogs"), n);
 
     /* the settings were saved by the writer and come back on the next start */
     char *path = sb_asprintf("%s/diagnostic-settings.json", tmpdir);
@@ -439,11 +450,25 @@ static void test_undeclared_destination(void **state) {
     sb_diag_stop(&srv);
     assert_false(exists("storage/nothere"));
     assert_int_equal(db_count("local", "SELECT count(*) FROM SignalRServiceDiagnosticLogs"), 5);
-    assert_int_equal(db_count("local", "SELECT count(*) FROM SignalRServiceDiagnosticLogs WHERE OperationName = "
-                                       "'LogRecordsDropped' AND Level = 'Warning' AND LogType = 'ConnectivityLogs' "
-                                       "AND Message = '4 log records were dropped: storage account ''nothere'' is "
-                                       "unavailable (not declared in the storage_accounts setting).'"),
+    assert_int_equal(db_count("local",
+                              "SELECT count(*) FROM SignalRServiceDiagnosticLogs WHERE OperationName = "
+                              "'LogRecordsDropped' AND Level = 'Warning' AND LogType = 'ConnectivityLogs' "
+                              "AND Message = '4 log records were dropped: storage account ''nothere'' is "
+                              "unavailable (not declared in the storage_accounts setting).'"),
                      1);
+}
+
+/* Seconds since the epoch of an archive "time" value. */
+static double line_time(json_t *line) {
+    struct tm tm = {0};
+    int frac = 0;
+    const char *t = json_string_value(json_object_get(line, "time"));
+    assert_int_equal(sscanf(t, "%d-%d-%dT%d:%d:%d.%7d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                            &tm.tm_min, &tm.tm_sec, &frac),
+                     7);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (double)timegm(&tm) + frac / 1e7;
 }
 
 static void test_queue_overflow(void **state) {
@@ -456,30 +481,36 @@ static void test_queue_overflow(void **state) {
     assert_int_equal(st.emitted, 100);
     assert_int_equal(st.dropped_queue, 150);
     sb_diag_flush_turn(&srv);
-    wait_written(101, 0, 5); /* the 100 and the report */
-    for (int i = 250; i < 300; i++) /* room again once the writer took the queue */
+    wait_written(101, 0, 5);        /* the 100 and the report */
+    for (int i = 250; i < 400; i++) /* room again once the writer took the queue; overflow again */
         emit_conn(i, SB_LOG_COLLECTION_CONNECTION);
     sb_diag_flush_turn(&srv);
-    wait_written(151, 0, 5);
+    wait_written(202, 0, 5); /* the next report waits for the report interval */
     st = stats();
-    assert_int_equal(st.dropped_queue, 150);
+    assert_int_equal(st.emitted, 202);
+    assert_int_equal(st.dropped_queue, 200);
     assert_int_equal(st.dropped_sink, 0);
     sb_diag_stop(&srv);
 
     json_t *lines = archive_lines("storage/local");
-    assert_int_equal(json_array_size(lines), 151);
+    assert_int_equal(json_array_size(lines), 202);
+    const char *want[2] = {"150 log records were dropped: the log queue was full.",
+                           "50 log records were dropped: the log queue was full."};
+    double when[2];
     int warnings = 0;
     size_t i;
     json_t *l;
     json_array_foreach(lines, i, l) {
         if (strcmp(json_string_value(json_object_get(l, "operationName")), SB_OP_LOG_RECORDS_DROPPED) != 0)
             continue;
-        warnings++;
+        assert_true(warnings < 2);
         assert_string_equal(json_string_value(json_object_get(l, "level")), "Warning");
         assert_string_equal(prop(l, "type"), "ConnectivityLogs");
-        assert_string_equal(prop(l, "message"), "150 log records were dropped: the log queue was full.");
+        assert_string_equal(prop(l, "message"), want[warnings]);
+        when[warnings++] = line_time(l);
     }
-    assert_int_equal(warnings, 1);
+    assert_int_equal(warnings, 2);
+    assert_true(when[1] - when[0] >= 0.95); /* at most one report a second */
     json_decref(lines);
 }
 
@@ -503,7 +534,9 @@ static int fake_write(sb_sink *s, sb_log_record *const *recs, size_t n) {
     return SB_EIO;
 }
 
-static int fake_flush(sb_sink *s) { return SB_OK; }
+static int fake_flush(sb_sink *s) {
+    return SB_OK;
+}
 
 static void fake_close(sb_sink *s) {
     atomic_fetch_add(&fake_closes, 1);
@@ -550,7 +583,8 @@ static void run_failing_workspace(int fail_open, const char *reason) {
     else
         assert_int_equal(atomic_load(&fake_batch_attempts), 6);
     char want[256];
-    snprintf(want, sizeof want, "10 log records were dropped: workspace 'local' is unavailable (%s).", reason);
+    snprintf(want, sizeof want, "10 log records were dropped: workspace 'local' is unavailable (%s).",
+             reason);
     double end = mono_s() + 5;
     while (!archive_has_message(want) && mono_s() < end)
         usleep(20000);
@@ -558,12 +592,17 @@ static void run_failing_workspace(int fail_open, const char *reason) {
     t0 = mono_s();
     sb_diag_stop(&srv); /* the report itself is pending on the failing sink: the drain gives up in time */
     assert_true(mono_s() - t0 < 4.5);
-    assert_int_equal(atomic_load(&fake_closes), atomic_load(&fake_opens)); /* close also after a failed open */
+    assert_int_equal(atomic_load(&fake_closes),
+                     atomic_load(&fake_opens)); /* close also after a failed open */
 }
 
-static void test_failing_sink_retries_then_drops(void **state) { run_failing_workspace(0, "write refused"); }
+static void test_failing_sink_retries_then_drops(void **state) {
+    run_failing_workspace(0, "write refused");
+}
 
-static void test_failing_open_retries_then_drops(void **state) { run_failing_workspace(1, "disk on fire"); }
+static void test_failing_open_retries_then_drops(void **state) {
+    run_failing_workspace(1, "disk on fire");
+}
 
 static void test_stop_is_bounded(void **state) {
     atomic_store(&fake_fail_open, 0);

@@ -21,7 +21,8 @@
 #include "diag/record.h"
 
 #define RID "/subscriptions/0000-aa/resourceGroups/myGroup/providers/Microsoft.SignalRService/SignalR/myHub1"
-#define RID_UPPER "/SUBSCRIPTIONS/0000-AA/RESOURCEGROUPS/MYGROUP/PROVIDERS/MICROSOFT.SIGNALRSERVICE/SIGNALR/MYHUB1"
+#define RID_UPPER                                                                                            \
+    "/SUBSCRIPTIONS/0000-AA/RESOURCEGROUPS/MYGROUP/PROVIDERS/MICROSOFT.SIGNALRSERVICE/SIGNALR/MYHUB1"
 #define T0 INT64_C(1795654923456789) /* 2026-11-26T01:02:03.456789Z */
 #define T0_TEXT "2026-11-26T01:02:03.4567890Z"
 
@@ -66,7 +67,7 @@ static const char *str_at(json_t *obj, const char *key) {
 }
 
 static void test_record_new_copies(void **state) {
-    char msg[] = "hello", user[] = "alice";
+    char msg[] = "hello", user[] = "alice", route[] = "/api/{hub}", method[] = "GET", mtype[] = "Invocation";
     sb_log_fields f = {
         .type = SB_LOGT_MESSAGING,
         .level = SB_LEVEL_ERROR,
@@ -77,6 +78,9 @@ static void test_record_new_copies(void **state) {
         .connection_id = "c1",
         .tracing_id = 42,
         .has_tracing_id = 1,
+        .route_template = route, /* producers build these on their stack */
+        .http_method = method,
+        .message_type = mtype,
     };
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -84,6 +88,12 @@ static void test_record_new_copies(void **state) {
     sb_log_record *r = sb_log_record_new(&f);
     memset(msg, 'x', 5); /* the record must not see later changes to borrowed strings */
     memset(user, 'y', 5);
+    memset(route, 'z', 5);
+    memset(method, 'w', 3);
+    memset(mtype, 'v', 5);
+    assert_string_equal(r->route_template, "/api/{hub}");
+    assert_string_equal(r->http_method, "GET");
+    assert_string_equal(r->message_type, "Invocation");
     assert_string_equal(r->message, "hello");
     assert_string_equal(r->user_id, "alice");
     assert_string_equal(r->connection_id, "c1");
@@ -169,13 +179,14 @@ static void test_connectivity_line_exact(void **state) {
         .hub = "chat",
     };
     char *line = line_of(&f, T0, RID, "westus");
-    assert_string_equal(line,
-                        "{\"time\":\"" T0_TEXT "\",\"level\":\"Informational\",\"resourceId\":\"" RID_UPPER
-                        "\",\"location\":\"westus\",\"category\":\"AllLogs\",\"operationName\":\"ServerlessModeEntered\","
-                        "\"callerIpAddress\":\"10.0.0.7\",\"properties\":{\"type\":\"ConnectivityLogs\","
-                        "\"collection\":\"Connection\",\"connectionId\":\"abc123\",\"transportType\":\"WebSockets\","
-                        "\"connectionType\":\"Client\",\"userId\":\"User\",\"message\":\"Entered Serverless mode.\","
-                        "\"hub\":\"chat\"}}\n");
+    assert_string_equal(
+        line,
+        "{\"time\":\"" T0_TEXT "\",\"level\":\"Informational\",\"resourceId\":\"" RID_UPPER
+        "\",\"location\":\"westus\",\"category\":\"AllLogs\",\"operationName\":\"ServerlessModeEntered\","
+        "\"callerIpAddress\":\"10.0.0.7\",\"properties\":{\"type\":\"ConnectivityLogs\","
+        "\"collection\":\"Connection\",\"connectionId\":\"abc123\",\"transportType\":\"WebSockets\","
+        "\"connectionType\":\"Client\",\"userId\":\"User\",\"message\":\"Entered Serverless mode.\","
+        "\"hub\":\"chat\"}}\n");
     free(line);
 }
 
@@ -205,14 +216,14 @@ static void test_every_field_in_order(void **state) {
     };
     char *line = line_of(&f, T0, RID, "l");
     json_t *j = parse_line(line);
-    static const char *const top[] = {"time",          "level",           "resourceId", "location",
-                                      "category",      "operationName",   "callerIpAddress", "properties"};
+    static const char *const top[] = {"time",     "level",         "resourceId",      "location",
+                                      "category", "operationName", "callerIpAddress", "properties"};
     assert_keys(j, top, 8);
     json_t *p = json_object_get(j, "properties");
-    static const char *const props[] = {"type",     "collection",       "connectionId", "transportType", "connectionType",
-                                        "userId",   "message",          "hub",          "groupName",     "messageTracingId",
-                                        "messageType", "httpMethod",    "url",          "routeTemplate", "statusCode",
-                                        "durationMs", "traceId"};
+    static const char *const props[] = {
+        "type",    "collection",    "connectionId", "transportType",    "connectionType", "userId",
+        "message", "hub",           "groupName",    "messageTracingId", "messageType",    "httpMethod",
+        "url",     "routeTemplate", "statusCode",   "durationMs",       "traceId"};
     assert_keys(p, props, sizeof props / sizeof props[0]);
     assert_string_equal(str_at(p, "type"), "HttpRequestLogs");
     assert_string_equal(str_at(j, "level"), "Warning");
@@ -225,11 +236,12 @@ static void test_every_field_in_order(void **state) {
 }
 
 static void test_absent_fields_omitted(void **state) {
-    sb_log_fields f = {.type = SB_LOGT_CONNECTIVITY, .operation_name = SB_OP_CONNECTION_ENDED, .message = "bye"};
+    sb_log_fields f = {
+        .type = SB_LOGT_CONNECTIVITY, .operation_name = SB_OP_CONNECTION_ENDED, .message = "bye"};
     char *line = line_of(&f, T0, RID, "l");
     json_t *j = parse_line(line);
-    static const char *const top[] = {"time", "level", "resourceId", "location", "category", "operationName",
-                                      "properties"};
+    static const char *const top[] = {"time",     "level",         "resourceId", "location",
+                                      "category", "operationName", "properties"};
     assert_keys(j, top, 7);
     static const char *const props[] = {"type", "message"};
     assert_keys(json_object_get(j, "properties"), props, 2);
@@ -247,8 +259,13 @@ static void test_absent_fields_omitted(void **state) {
     free(line);
 
     /* HTTP-only fields are not written for other types even when set */
-    sb_log_fields conn = {.type = SB_LOGT_CONNECTIVITY, .message = "m", .status_code = 500, .url = "/x",
-                          .http_method = "GET", .trace_id = "t", .duration_ms = 3};
+    sb_log_fields conn = {.type = SB_LOGT_CONNECTIVITY,
+                          .message = "m",
+                          .status_code = 500,
+                          .url = "/x",
+                          .http_method = "GET",
+                          .trace_id = "t",
+                          .duration_ms = 3};
     line = line_of(&conn, T0, RID, "l");
     assert_null(strstr(line, "statusCode"));
     assert_null(strstr(line, "url"));
@@ -272,8 +289,8 @@ static void test_duration_and_numbers(void **state) {
     static const struct {
         double in;
         const char *out;
-    } cases[] = {{12.5, "12.5"}, {3, "3"},   {0.0004, "0"},      {-0.0004, "0"},  {1.23456, "1.235"},
-                 {1e12, "1000000000000"}, {0.1, "0.1"}, {100, "100"}, {-2.5, "-2.5"}};
+    } cases[] = {{12.5, "12.5"},          {3, "3"},     {0.0004, "0"}, {-0.0004, "0"}, {1.23456, "1.235"},
+                 {1e12, "1000000000000"}, {0.1, "0.1"}, {100, "100"},  {-2.5, "-2.5"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sb_log_fields f = {.type = SB_LOGT_HTTP, .status_code = -1, .duration_ms = cases[i].in};
         char *line = line_of(&f, T0, RID, "l");
@@ -284,7 +301,8 @@ static void test_duration_and_numbers(void **state) {
             if (!strstr(line, want))
                 fail_msg("%s not in %s", want, line);
         }
-        assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "properties"), "statusCode")), -1);
+        assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "properties"), "statusCode")),
+                         -1);
         json_decref(j);
         free(line);
     }
@@ -321,13 +339,17 @@ static void test_escaping(void **state) {
     ctl[32] = '\0';
     expect_roundtrip(ctl, ctl);
     /* UTF-8 passes through untouched */
-    expect_roundtrip("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 \xef\xbf\xbf", "caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 \xef\xbf\xbf");
+    expect_roundtrip("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 \xef\xbf\xbf",
+                     "caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 \xef\xbf\xbf");
     /* invalid UTF-8 becomes U+FFFD, one per maximal bad subsequence */
-    expect_roundtrip("a\xff" "b", "a\xef\xbf\xbd" "b");
+    expect_roundtrip("a\xff"
+                     "b",
+                     "a\xef\xbf\xbd"
+                     "b");
     expect_roundtrip("end\xc3", "end\xef\xbf\xbd");
     expect_roundtrip("\xe2\x82x", "\xef\xbf\xbdx");
-    expect_roundtrip("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd");             /* overlong */
-    expect_roundtrip("\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
+    expect_roundtrip("\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd");                                 /* overlong */
+    expect_roundtrip("\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");                 /* surrogate */
     expect_roundtrip("\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* > U+10FFFF */
     /* the escapes as written */
     sb_log_fields f = {.type = SB_LOGT_CONNECTIVITY, .message = "\x01\"\\\n\x1f"};
@@ -384,14 +406,17 @@ static void test_activity_line(void **state) {
         .caller = "accessKey",
         .caller_ip = "127.0.0.1",
         .status = "Succeeded",
+        .message = "Create or update resource diagnostic setting",
         .properties = "{\n  \"setting\": \"a\",\n  \"n\": 1\n}",
     };
     char *line = line_of(&f, T0, RID, "local");
-    assert_string_equal(line, "{\"time\":\"" T0_TEXT "\",\"level\":\"Informational\",\"resourceId\":\"" RID_UPPER
-                              "\",\"location\":\"local\",\"category\":\"Administrative\",\"operationName\":"
-                              "\"Microsoft.Insights/diagnosticSettings/write\",\"resultType\":\"Succeeded\","
-                              "\"caller\":\"accessKey\",\"callerIpAddress\":\"127.0.0.1\",\"properties\":"
-                              "{\"setting\":\"a\",\"n\":1}}\n");
+    assert_string_equal(line,
+                        "{\"time\":\"" T0_TEXT "\",\"level\":\"Informational\",\"resourceId\":\"" RID_UPPER
+                        "\",\"location\":\"local\",\"category\":\"Administrative\",\"operationName\":"
+                        "\"Microsoft.Insights/diagnosticSettings/write\",\"resultType\":\"Succeeded\","
+                        "\"resultDescription\":\"Create or update resource diagnostic setting\","
+                        "\"caller\":\"accessKey\",\"callerIpAddress\":\"127.0.0.1\",\"properties\":"
+                        "{\"setting\":\"a\",\"n\":1}}\n");
     free(line);
 
     f.properties = "not json\n";
@@ -411,10 +436,11 @@ static void test_activity_line(void **state) {
     f.properties = NULL;
     f.status = NULL;
     f.caller = NULL;
+    f.message = NULL;
     line = line_of(&f, T0, RID, "local");
     j = parse_line(line);
-    static const char *const keys[] = {"time",          "level",           "resourceId", "location",
-                                       "category",      "operationName",   "callerIpAddress", "properties"};
+    static const char *const keys[] = {"time",     "level",         "resourceId",      "location",
+                                       "category", "operationName", "callerIpAddress", "properties"};
     assert_keys(j, keys, 8);
     assert_int_equal(json_object_size(json_object_get(j, "properties")), 0);
     json_decref(j);

@@ -35,7 +35,9 @@
 
 static char tmpdir[256];
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) { return remove(p); }
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    return remove(p);
+}
 
 static int setup(void **state) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sb_sinks_XXXXXX");
@@ -129,14 +131,17 @@ static void test_archive_path(void **state) {
     int64_t t = INT64_C(1795654923456789); /* 2026-11-26T01:02:03.456789Z */
     expect_path(SB_CONTAINER_LOGS, RID, t,
                 "insights-logs-alllogs/resourceId=" RID_UPPER "/y=2026/m=11/d=26/h=01/m=00/PT1H.json");
-    expect_path(SB_CONTAINER_ACTIVITY, "/subscriptions/sub-1", t,
-                "insights-activity-logs/resourceId=/SUBSCRIPTIONS/SUB-1/y=2026/m=11/d=26/h=01/m=00/PT1H.json");
+    expect_path(
+        SB_CONTAINER_ACTIVITY, "/subscriptions/sub-1", t,
+        "insights-activity-logs/resourceId=/SUBSCRIPTIONS/SUB-1/y=2026/m=11/d=26/h=01/m=00/PT1H.json");
     /* hour edges: the last microsecond of an hour, the first of the next, a year change */
     int64_t h2 = INT64_C(1795658400) * 1000000; /* 2026-11-26T02:00:00Z */
     expect_path("c", "/x", h2 - 1, "c/resourceId=/X/y=2026/m=11/d=26/h=01/m=00/PT1H.json");
     expect_path("c", "/x", h2, "c/resourceId=/X/y=2026/m=11/d=26/h=02/m=00/PT1H.json");
-    expect_path("c", "/x", INT64_C(1798761600) * 1000000 - 1, "c/resourceId=/X/y=2026/m=12/d=31/h=23/m=00/PT1H.json");
-    expect_path("c", "/x", INT64_C(1798761600) * 1000000, "c/resourceId=/X/y=2027/m=01/d=01/h=00/m=00/PT1H.json");
+    expect_path("c", "/x", INT64_C(1798761600) * 1000000 - 1,
+                "c/resourceId=/X/y=2026/m=12/d=31/h=23/m=00/PT1H.json");
+    expect_path("c", "/x", INT64_C(1798761600) * 1000000,
+                "c/resourceId=/X/y=2027/m=01/d=01/h=00/m=00/PT1H.json");
 }
 
 static void test_archive_appends_by_hour_of_writing(void **state) {
@@ -254,9 +259,9 @@ static void make_hour(const char *root, const char *container, const char *resou
     gmtime_r(&secs, &tm);
     char *cmd = sb_asprintf("mkdir -p '%s/%s/resourceId=%s/y=%04d/m=%02d/d=%02d/h=%02d/m=00' && touch "
                             "'%s/%s/resourceId=%s/y=%04d/m=%02d/d=%02d/h=%02d/m=00/PT1H.json'",
-                            root, container, resource_upper, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                             root, container, resource_upper, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                            tm.tm_hour);
+                            tm.tm_hour, root, container, resource_upper, tm.tm_year + 1900, tm.tm_mon + 1,
+                            tm.tm_mday, tm.tm_hour);
     assert_int_equal(system(cmd), 0);
     free(cmd);
 }
@@ -272,11 +277,14 @@ static void test_archive_retention(void **state) {
     char *root = sb_asprintf("%s/activitylog", tmpdir);
     const int64_t day = INT64_C(86400000000);
     int64_t now = now_us();
-    int64_t old = now - 200 * day, edge_old = now - 91 * day, recent = now - 89 * day;
+    /* at_cutoff: the hour that contains the cutoff instant is not over yet, so it stays */
+    int64_t old = now - 200 * day, edge_old = now - 91 * day, at_cutoff = now - 90 * day,
+            recent = now - 89 * day;
     const char *sub = "/subscriptions/sub-1", *sub_upper = "/SUBSCRIPTIONS/SUB-1";
     make_hour(root, SB_CONTAINER_ACTIVITY, sub_upper, old);
     make_hour(root, SB_CONTAINER_ACTIVITY, sub_upper, edge_old);
     make_hour(root, SB_CONTAINER_ACTIVITY, sub_upper, recent);
+    make_hour(root, SB_CONTAINER_ACTIVITY, sub_upper, at_cutoff);
     make_hour(root, SB_CONTAINER_LOGS, RID_UPPER, old);
     /* things the sweep did not create are never touched */
     char *keep = sb_asprintf("%s/%s/resourceId=%s/y=2001/notes", root, SB_CONTAINER_ACTIVITY, sub_upper);
@@ -290,6 +298,7 @@ static void test_archive_retention(void **state) {
     assert_false(hour_exists(root, SB_CONTAINER_ACTIVITY, sub, old));
     assert_false(hour_exists(root, SB_CONTAINER_ACTIVITY, sub, edge_old));
     assert_true(hour_exists(root, SB_CONTAINER_ACTIVITY, sub, recent));
+    assert_true(hour_exists(root, SB_CONTAINER_ACTIVITY, sub, at_cutoff));
     assert_false(hour_exists(root, SB_CONTAINER_LOGS, RID, old));
     assert_int_equal(access(keep, F_OK), 0);
     /* emptied parents go too: the old year folder (200 days back) is gone unless the recent shares it */
@@ -410,67 +419,99 @@ static void test_workspace_rows(void **state) {
                          .caller = "accessKey",
                          .caller_ip = "127.0.0.1",
                          .status = "Succeeded",
+                         .message = "Create or update resource diagnostic setting",
                          .properties = "{\"name\":\"s1\"}"};
-    sb_log_record *recs[4] = {sb_log_record_new(&conn), sb_log_record_new(&msg), sb_log_record_new(&http),
-                              sb_log_record_new(&act)};
+    sb_log_fields act_bare = {.type = SB_LOGT_ACTIVITY,
+                              .operation_name = "Microsoft.SignalRService/SignalR/write"};
+    sb_log_record *recs[5] = {sb_log_record_new(&conn), sb_log_record_new(&msg), sb_log_record_new(&http),
+                              sb_log_record_new(&act), sb_log_record_new(&act_bare)};
     recs[0]->time_us = INT64_C(1795654923456789);
-    assert_int_equal(s.vt->write(&s, recs, 4), SB_OK);
+    assert_int_equal(s.vt->write(&s, recs, 5), SB_OK);
     assert_int_equal(s.vt->flush(&s), SB_OK);
     s.vt->close(&s);
 
     sqlite3 *db = open_db(path);
     static const char *const log_cols[] = {
-        "TimeGenerated", "Collection",  "OperationName", "Location",        "Level",        "CallerIpAddress",
-        "Message",       "UserId",      "ConnectionId",  "ConnectionType",  "TransportType", "HubName",
-        "GroupName",     "MessageTracingId", "MessageType", "InvocationId", "LogType",      "HttpMethod",
-        "Url",           "RouteTemplate", "StatusCode",  "DurationMs",      "TraceId",      "_ResourceId",
-        "_SubscriptionId", "TenantId",  "SourceSystem",  "Type"};
+        "TimeGenerated",   "Collection",       "OperationName", "Location",
+        "Level",           "CallerIpAddress",  "Message",       "UserId",
+        "ConnectionId",    "ConnectionType",   "TransportType", "HubName",
+        "GroupName",       "MessageTracingId", "MessageType",   "InvocationId",
+        "LogType",         "HttpMethod",       "Url",           "RouteTemplate",
+        "StatusCode",      "DurationMs",       "TraceId",       "_ResourceId",
+        "_SubscriptionId", "TenantId",         "SourceSystem",  "Type"};
     expect_columns(db, SB_TABLE_DIAGNOSTIC_LOGS, log_cols, sizeof log_cols / sizeof log_cols[0]);
-    static const char *const act_cols[] = {"TimeGenerated", "OperationName", "OperationNameValue", "Level",
-                                           "ActivityStatusValue", "Caller", "CallerIpAddress", "Category",
-                                           "Properties", "_ResourceId", "SubscriptionId", "ResourceGroup",
-                                           "ResourceProviderValue", "Type"};
+    static const char *const act_cols[] = {"TimeGenerated",
+                                           "OperationName",
+                                           "OperationNameValue",
+                                           "Level",
+                                           "ActivityStatusValue",
+                                           "Caller",
+                                           "CallerIpAddress",
+                                           "Category",
+                                           "Properties",
+                                           "_ResourceId",
+                                           "SubscriptionId",
+                                           "ResourceGroup",
+                                           "ResourceProviderValue",
+                                           "Type"};
     expect_columns(db, SB_TABLE_ACTIVITY, act_cols, sizeof act_cols / sizeof act_cols[0]);
     assert_int_equal(scalar(db, "SELECT count(*) FROM SignalRServiceDiagnosticLogs"), 3);
-    assert_int_equal(scalar(db, "SELECT count(*) FROM AzureActivity"), 1);
-    expect_text(db,
-                "SELECT TimeGenerated||'|'||Collection||'|'||OperationName||'|'||Location||'|'||Level||'|'||"
-                "CallerIpAddress||'|'||Message||'|'||UserId||'|'||ConnectionId||'|'||ConnectionType||'|'||"
-                "TransportType||'|'||HubName||'|'||GroupName||'|'||coalesce(MessageTracingId,'NULL')||'|'||"
-                "MessageType||'|'||InvocationId||'|'||LogType||'|'||HttpMethod||'|'||coalesce(StatusCode,'NULL')||'|'"
-                "||_ResourceId||'|'||_SubscriptionId||'|'||TenantId||'|'||SourceSystem||'|'||Type "
-                "FROM SignalRServiceDiagnosticLogs WHERE rowid = 1",
-                "2026-11-26T01:02:03.4567890Z|Connection|ConnectionAborted|westus|Warning|10.1.2.3|"
-                "Connection ping timeout|alice|conn-1|Client|ServerSentEvents|chat|g1|NULL|||ConnectivityLogs||NULL|"
-                RID_UPPER "|sub-1||Azure|SignalRServiceDiagnosticLogs");
-    expect_text(db,
-                "SELECT MessageTracingId||'|'||typeof(MessageTracingId)||'|'||MessageType||'|'||LogType||'|'||Message "
-                "FROM SignalRServiceDiagnosticLogs WHERE rowid = 2",
-                "1234567890123|integer|BroadcastDataMessage|MessagingLogs|");
-    expect_text(db,
-                "SELECT HttpMethod||'|'||Url||'|'||RouteTemplate||'|'||StatusCode||'|'||typeof(StatusCode)||'|'||"
-                "DurationMs||'|'||typeof(DurationMs)||'|'||TraceId||'|'||LogType||'|'||Collection "
-                "FROM SignalRServiceDiagnosticLogs WHERE rowid = 3",
-                "GET|/api/health|/api/health|200|integer|1.25|real|tr|HttpRequestLogs|");
-    expect_text(db,
-                "SELECT OperationName||'|'||OperationNameValue||'|'||Level||'|'||ActivityStatusValue||'|'||Caller||'|'"
-                "||CallerIpAddress||'|'||Category||'|'||Properties||'|'||_ResourceId||'|'||SubscriptionId||'|'||"
-                "ResourceGroup||'|'||ResourceProviderValue||'|'||Type FROM AzureActivity",
-                "Microsoft.Insights/diagnosticSettings/write|Microsoft.Insights/diagnosticSettings/write|Informational|"
-                "Succeeded|accessKey|127.0.0.1|Administrative|{\"name\":\"s1\"}|" RID_UPPER
-                "|sub-1|rg1|MICROSOFT.SIGNALRSERVICE|AzureActivity");
+    assert_int_equal(scalar(db, "SELECT count(*) FROM AzureActivity"), 2);
+    expect_text(
+        db,
+        "SELECT TimeGenerated||'|'||Collection||'|'||OperationName||'|'||Location||'|'||Level||'|'||"
+        "CallerIpAddress||'|'||Message||'|'||UserId||'|'||ConnectionId||'|'||ConnectionType||'|'||"
+        "TransportType||'|'||HubName||'|'||GroupName||'|'||coalesce(MessageTracingId,'NULL')||'|'||"
+        "MessageType||'|'||InvocationId||'|'||LogType||'|'||HttpMethod||'|'||coalesce(StatusCode,'NULL')||'|'"
+        "||_ResourceId||'|'||_SubscriptionId||'|'||TenantId||'|'||SourceSystem||'|'||Type "
+        "FROM SignalRServiceDiagnosticLogs WHERE rowid = 1",
+        "2026-11-26T01:02:03.4567890Z|Connection|ConnectionAborted|westus|Warning|10.1.2.3|"
+        "Connection ping "
+        "timeout|alice|conn-1|Client|ServerSentEvents|chat|g1|NULL|||ConnectivityLogs||NULL|" RID_UPPER
+        "|sub-1||Azure|SignalRServiceDiagnosticLogs");
+    expect_text(
+        db,
+        "SELECT "
+        "MessageTracingId||'|'||typeof(MessageTracingId)||'|'||MessageType||'|'||LogType||'|'||Message "
+        "FROM SignalRServiceDiagnosticLogs WHERE rowid = 2",
+        "1234567890123|integer|BroadcastDataMessage|MessagingLogs|");
+    expect_text(
+        db,
+        "SELECT HttpMethod||'|'||Url||'|'||RouteTemplate||'|'||StatusCode||'|'||typeof(StatusCode)||'|'||"
+        "DurationMs||'|'||typeof(DurationMs)||'|'||TraceId||'|'||LogType||'|'||Collection "
+        "FROM SignalRServiceDiagnosticLogs WHERE rowid = 3",
+        "GET|/api/health|/api/health|200|integer|1.25|real|tr|HttpRequestLogs|");
+    expect_text(
+        db,
+        "SELECT "
+        "OperationName||'|'||OperationNameValue||'|'||Level||'|'||ActivityStatusValue||'|'||Caller||'|'"
+        "||CallerIpAddress||'|'||Category||'|'||Properties||'|'||_ResourceId||'|'||SubscriptionId||'|'||"
+        "ResourceGroup||'|'||ResourceProviderValue||'|'||Type FROM AzureActivity WHERE rowid = 1",
+        "Create or update resource diagnostic "
+        "setting|MICROSOFT.INSIGHTS/DIAGNOSTICSETTINGS/WRITE|Informational|"
+        "Succeeded|accessKey|127.0.0.1|Administrative|{\"name\":\"s1\"}|" RID_UPPER
+        "|sub-1|rg1|MICROSOFT.SIGNALRSERVICE|AzureActivity");
+    /* no display text: the operation stands in; absent strings are '' and the properties an empty object */
+    expect_text(
+        db,
+        "SELECT "
+        "OperationName||'|'||OperationNameValue||'|'||Caller||'|'||ActivityStatusValue||'|'||Properties "
+        "FROM AzureActivity WHERE rowid = 2",
+        "Microsoft.SignalRService/SignalR/write|MICROSOFT.SIGNALRSERVICE/SIGNALR/WRITE|||{}");
     /* the text sorts like the time */
-    expect_text(db, "SELECT ConnectionId FROM SignalRServiceDiagnosticLogs ORDER BY TimeGenerated LIMIT 1", "conn-1");
+    expect_text(db, "SELECT ConnectionId FROM SignalRServiceDiagnosticLogs ORDER BY TimeGenerated LIMIT 1",
+                "conn-1");
     expect_text(db, "SELECT value FROM _switchboard_meta WHERE key = 'schema_version'", "1");
     expect_text(db, "PRAGMA journal_mode", "wal");
-    assert_int_equal(scalar(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ("
-                                "'ix_SignalRServiceDiagnosticLogs_TimeGenerated',"
-                                "'ix_SignalRServiceDiagnosticLogs_ConnectionId',"
-                                "'ix_SignalRServiceDiagnosticLogs_UserId',"
-                                "'ix_SignalRServiceDiagnosticLogs_MessageTracingId', 'ix_AzureActivity_TimeGenerated')"),
-                     5);
+    assert_int_equal(
+        scalar(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ("
+                   "'ix_SignalRServiceDiagnosticLogs_TimeGenerated',"
+                   "'ix_SignalRServiceDiagnosticLogs_ConnectionId',"
+                   "'ix_SignalRServiceDiagnosticLogs_UserId',"
+                   "'ix_SignalRServiceDiagnosticLogs_MessageTracingId', 'ix_AzureActivity_TimeGenerated')"),
+        5);
     sqlite3_close(db);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         sb_log_record_free(recs[i]);
     free(path);
 }
@@ -495,7 +536,8 @@ static void test_workspace_retry_and_reopen(void **state) {
     assert_int_equal(scalar(reader, "SELECT count(*) FROM SignalRServiceDiagnosticLogs"), 5);
     assert_int_equal(s.vt->write(&s, recs, 2), SB_OK);
     assert_int_equal(s.vt->flush(&s), SB_OK);
-    assert_int_equal(scalar(reader, "SELECT count(*) FROM SignalRServiceDiagnosticLogs"), 5); /* its snapshot */
+    assert_int_equal(scalar(reader, "SELECT count(*) FROM SignalRServiceDiagnosticLogs"),
+                     5); /* its snapshot */
     sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL);
     assert_int_equal(scalar(reader, "SELECT count(*) FROM SignalRServiceDiagnosticLogs"), 7);
     sqlite3_close(reader);
@@ -512,7 +554,8 @@ static void test_workspace_retry_and_reopen(void **state) {
     assert_int_equal(scalar(db, "SELECT count(*) FROM SignalRServiceDiagnosticLogs"), 8);
 
     /* a database from a newer schema is refused, with the reason */
-    assert_int_equal(sqlite3_exec(db, "UPDATE _switchboard_meta SET value = '2'", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE _switchboard_meta SET value = '2'", NULL, NULL, NULL),
+                     SQLITE_OK);
     sqlite3_close(db);
     assert_int_equal(s.vt->open(&s, &c), SB_EPROTO);
     assert_non_null(strstr(s.err, "unsupported workspace schema version 2"));
@@ -594,8 +637,8 @@ static void test_bench_sinks(void **state) {
     char *root = sb_asprintf("%s/bench-storage", tmpdir), *db = sb_asprintf("%s/bench.db", tmpdir);
     double ar = bench_sink(&sb_sink_archive, root, recs, n);
     double wr = bench_sink(&sb_sink_workspace, db, recs, n);
-    print_message("sink benchmark: %zu messaging records: archive %.0f records/s, workspace %.0f records/s\n", n,
-                  ar, wr);
+    print_message("sink benchmark: %zu messaging records: archive %.0f records/s, workspace %.0f records/s\n",
+                  n, ar, wr);
     for (size_t i = 0; i < n; i++)
         sb_log_record_free(recs[i]);
     free(recs);
