@@ -38,7 +38,8 @@ static void evaluate(const char *text, size_t n) {
         sb_metrics_minute m[3];
         int64_t first = q.start_us / 60000000;
         for (int i = 0; i < 3; i++) {
-            sb_metrics_minute_init(&m[i], first + i * 7, (uint64_t[SB_EP_COUNT]){(uint64_t)i, 1, 0}, i * 12.5);
+            sb_metrics_minute_init(&m[i], first + i * 7, (uint64_t[SB_EP_COUNT]){(uint64_t)i, 1, 0},
+                                   i * 12.5);
             m[i].closed[i][(size_t)(n + (size_t)i) % SB_CC_COUNT] = (uint64_t)n;
             m[i].messages = (uint64_t)i;
             m[i].operations = 3;
@@ -94,7 +95,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             sb_metrics_parse_aggregations(text, &aggs, err, sizeof err);
             break;
         case 4:
-            if (sb_metrics_parse_names(text, &q, err, sizeof err) == 0 && (q.nmetrics < 1 || q.nmetrics > SB_METRIC_COUNT))
+            if (sb_metrics_parse_names(text, &q, err, sizeof err) == 0 &&
+                (q.nmetrics < 1 || q.nmetrics > SB_METRIC_COUNT))
                 __builtin_trap();
             break;
         case 5:

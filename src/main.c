@@ -9,6 +9,8 @@
  *   switchboard config docs
  *   switchboard diag list|get|set|delete|log-types ...   (diag/diag_cli.c)
  *   switchboard logs query|samples ...                   (kql/logs_cli.c)
+ *   switchboard metrics [--metric NAME] [--since 1h]     (metrics/metrics_cli.c)
+ *   switchboard reload [--data-dir DIR]                  (SIGHUP to the running service)
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -19,6 +21,7 @@
 #include "config.h"
 #include "diag/diag_cli.h"
 #include "kql/logs_cli.h"
+#include "metrics/metrics_cli.h"
 #include "server.h"
 #include "util/alloc.h"
 #include "util/error.h"
@@ -29,6 +32,8 @@ static void usage(FILE *out) {
                  "  serve    run the service (see 'switchboard serve --help')\n"
                  "  token    print a client or REST access token signed with an access key\n"
                  "  config   'config dump' prints the effective settings; 'config docs' the settings table\n"
+                 "  metrics  platform metrics of a data dir as a table (see 'switchboard metrics --help')\n"
+                 "  reload   graceful reload of a running service: clients reconnect, sinks reopen\n"
                  "  logs     Log Analytics (KQL) queries on a workspace (see 'switchboard logs --help')\n"
                  "  diag     diagnostic settings and log source settings of a running service (see 'switchboard diag --help')\n");
 }
@@ -182,6 +187,34 @@ out:
     return rc;
 }
 
+/* Ask a running service (its pid file in the data dir) for a graceful reload (SIGHUP). */
+static int cmd_reload(int argc, char **argv) {
+    static const struct option opts[] = {{"data-dir", required_argument, 0, 'd'},
+                                         {"config", required_argument, 0, 'c'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *dir = NULL, *file = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'd': dir = optarg; break;
+        case 'c': file = optarg; break;
+        case 'h': printf("usage: switchboard reload [--data-dir DIR] [--config FILE]\n"); return 0;
+        default: fprintf(stderr, "usage: switchboard reload [--data-dir DIR] [--config FILE]\n"); return 2;
+        }
+    }
+    sb_config cfg;
+    if (load_config(&cfg, file))
+        return 2;
+    char err[512];
+    int rc = sb_server_send_reload(dir ? dir : cfg.data_dir, err, sizeof err);
+    if (rc != SB_OK)
+        fprintf(stderr, "switchboard reload: %s\n", err);
+    sb_config_free(&cfg);
+    return rc == SB_OK ? 0 : 1;
+}
+
 static int cmd_config(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "docs") == 0) {
         sb_config_markdown(stdout);
@@ -225,6 +258,10 @@ int main(int argc, char **argv) {
         return cmd_config(argc - 1, argv + 1);
     if (strcmp(cmd, "diag") == 0)
         return sb_diag_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "metrics") == 0)
+        return sb_metrics_cli(argc - 1, argv + 1);
+    if (strcmp(cmd, "reload") == 0)
+        return cmd_reload(argc - 1, argv + 1);
     if (strcmp(cmd, "logs") == 0)
         return sb_logs_cli(argc - 1, argv + 1);
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

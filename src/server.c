@@ -105,8 +105,8 @@ static void write_pid_file(sb_server *s) {
     char *path = pid_path(s->cfg.data_dir);
     FILE *f = fopen(path, "w");
     if (!f || fprintf(f, "%ld\n", (long)getpid()) < 0 || fclose(f) != 0)
-        fprintf(stderr, "switchboard: cannot write %s: %s (switchboard reload will not find this process)\n", path,
-                strerror(errno));
+        fprintf(stderr, "switchboard: cannot write %s: %s (switchboard reload will not find this process)\n",
+                path, strerror(errno));
     sb_free(path);
 }
 
@@ -147,7 +147,8 @@ int sb_server_send_reload(const char *data_dir, char *err, size_t errlen) {
         fclose(f);
     }
     if (strncmp(comm, "switchboard", 11) != 0) {
-        snprintf(err, errlen, "process %ld (from %s/switchboard.pid) is not a running switchboard", pid, data_dir);
+        snprintf(err, errlen, "process %ld (from %s/switchboard.pid) is not a running switchboard", pid,
+                 data_dir);
         return SB_ENOENT;
     }
     if (kill((pid_t)pid, SIGHUP) != 0) {
@@ -231,9 +232,12 @@ int sb_server_init(sb_server *s, uv_loop_t *loop) {
     }
     if ((rc = sb_auth_load_keys(s)) != SB_OK)
         return rc;
+    char err[512];
+    if (sb_tier_check_config(&s->cfg, err, sizeof err) != SB_OK) { /* before anything is bound or started */
+        fprintf(stderr, "switchboard: %s\n", err);
+        return SB_EINVAL;
+    }
     if ((rc = sb_diag_start(s)) != SB_OK)
-        return rc;
-    if ((rc = sb_metrics_start(s)) != SB_OK) /* also checks tier and units */
         return rc;
 
     char host[256];
@@ -253,7 +257,6 @@ int sb_server_init(sb_server *s, uv_loop_t *loop) {
     if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0)) != 0 ||
         (rc = uv_listen((uv_stream_t *)&s->listener, 4096, on_connection)) != 0) {
         fprintf(stderr, "switchboard: cannot listen on %s: %s\n", s->cfg.listen, uv_strerror(rc));
-        sb_metrics_stop(s);
         uv_close((uv_handle_t *)&s->listener, NULL);
         uv_run(loop, UV_RUN_NOWAIT);
         return rc;
@@ -274,7 +277,8 @@ int sb_server_init(sb_server *s, uv_loop_t *loop) {
     snprintf(s->resource_id, sizeof s->resource_id,
              "/subscriptions/%s/resourceGroups/%s/providers/Microsoft.SignalRService/SignalR/%s", s->cfg.subscription_id,
              s->cfg.resource_group, s->cfg.resource_name);
-    if ((rc = sb_upstream_start(s)) != SB_OK) { /* last fallible step: it owns loop handles from here */
+    if ((rc = sb_metrics_start(s)) != SB_OK || (rc = sb_upstream_start(s)) != SB_OK) {
+        /* the last fallible steps: they own loop handles from here */
         sb_metrics_stop(s);
         uv_close((uv_handle_t *)&s->listener, NULL);
         uv_run(loop, UV_RUN_NOWAIT);

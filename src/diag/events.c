@@ -155,8 +155,8 @@ void sb_log_client_throttled(sb_server *srv, const char *caller_ip, const char *
     sb_diag_emit(srv, &f);
 }
 
-void sb_log_message_throttled(sb_server *srv, const char *caller_ip, const char *hub, const char *connection_type,
-                              const char *connection_id) {
+void sb_log_message_throttled(sb_server *srv, const char *caller_ip, const char *hub,
+                              const char *connection_type, const char *connection_id) {
     if (!sb_diag_should_log(srv, SB_LOGT_CONNECTIVITY, 0))
         return;
     sb_log_fields f;

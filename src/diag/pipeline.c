@@ -209,7 +209,10 @@ int sb_diag_should_log(const sb_server *srv, sb_log_type t, int diagnostic) {
 
 void sb_diag_emit(sb_server *srv, const sb_log_fields *f) {
     sb_diag *d = srv->diag;
-    if (!d || (f->type == SB_LOGT_METRIC ? !d->exporting_metrics : f->type != SB_LOGT_ACTIVITY && !d->collecting))
+    int accepted = f->type == SB_LOGT_METRIC     ? d && d->exporting_metrics
+                   : f->type == SB_LOGT_ACTIVITY ? d != NULL
+                                                 : d && d->collecting;
+    if (!accepted)
         return;
     if (d->batch_n + atomic_load_explicit(&d->depth, memory_order_relaxed) >= d->max_records) {
         atomic_fetch_add_explicit(&d->dropped_queue, 1, memory_order_relaxed);

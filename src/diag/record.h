@@ -18,7 +18,8 @@
  *  - metric rows (SB_LOGT_METRIC, AllMetrics: one metric, one minute, dimensions aggregated away), Azure's
  *    metrics archive shape (sb_log_record_metric_json):
  *    {"count","total","minimum","maximum","average","resourceId","time","metricName","timeGrain":"PT1M"}
- *  - workspace rows: the SignalRServiceDiagnosticLogs / AzureActivity / AzureMetrics columns (sink_workspace.c).
+ *  - workspace rows: the SignalRServiceDiagnosticLogs / AzureActivity / AzureMetrics columns
+ *    (sink_workspace.c).
  */
 #ifndef SB_DIAG_RECORD_H
 #define SB_DIAG_RECORD_H

@@ -72,7 +72,8 @@ static const char schema_sql[] =
     " ResourceGroup TEXT, SubscriptionId TEXT, _SubscriptionId TEXT, MetricName TEXT, Total REAL, Count REAL,"
     " Maximum REAL, Minimum REAL, Average REAL, TimeGrain TEXT, UnitName TEXT, TenantId TEXT, SourceSystem TEXT,"
     " Type TEXT);"
-    "CREATE INDEX IF NOT EXISTS ix_" SB_TABLE_METRICS "_TimeGenerated ON " SB_TABLE_METRICS "(TimeGenerated);";
+    "CREATE INDEX IF NOT EXISTS ix_" SB_TABLE_METRICS "_TimeGenerated ON " SB_TABLE_METRICS
+    "(TimeGenerated);";
 
 static const char insert_log_sql[] =
     "INSERT INTO " SB_TABLE_DIAGNOSTIC_LOGS "(TimeGenerated, Collection, OperationName, Location, Level,"

@@ -18,7 +18,9 @@
 
 static const char *const tier_names[] = {"Free", "Standard", "Premium"};
 
-const char *sb_tier_name(sb_tier t) { return (unsigned)t < 3 ? tier_names[t] : "?"; }
+const char *sb_tier_name(sb_tier t) {
+    return (unsigned)t < 3 ? tier_names[t] : "?";
+}
 
 long sb_tier_units(const sb_config *c) {
     if (c->units > 0)
@@ -46,8 +48,8 @@ int sb_tier_check_config(const sb_config *c, char *err, size_t errlen) {
     if (units_valid((sb_tier)c->tier, u))
         return SB_OK;
     if (c->tier == SB_TIER_FREE)
-        snprintf(err, errlen, "units: %ld is not valid for tier Free, which has exactly 1 unit (set units = 1 or 0)",
-                 u);
+        snprintf(err, errlen,
+                 "units: %ld is not valid for tier Free, which has exactly 1 unit (set units = 1 or 0)", u);
     else
         snprintf(err, errlen, "units: %ld is not valid for tier %s; valid: 1-10, 20, 30, ..., 100%s", u,
                  tier_names[c->tier], c->tier == SB_TIER_PREMIUM ? ", 200, 300, ..., 1000" : "");
@@ -61,7 +63,8 @@ uint64_t sb_tier_connection_limit(const sb_config *c) {
 }
 
 uint64_t sb_tier_daily_message_limit(const sb_config *c) {
-    return c->tier == SB_TIER_FREE && c->free_tier_daily_messages > 0 ? (uint64_t)c->free_tier_daily_messages : 0;
+    return c->tier == SB_TIER_FREE && c->free_tier_daily_messages > 0 ? (uint64_t)c->free_tier_daily_messages
+                                                                      : 0;
 }
 
 uint64_t sb_tier_connections(const sb_server *srv) {

@@ -64,9 +64,9 @@ struct sb_metrics {
     uint64_t day_sealed;
     uint64_t last_cpu_us, last_sample_ns; /* ServerLoad: CPU time and monotonic time of the last sample */
     unsigned ncpu;
-    char *dir;                /* <data_dir>/metrics */
-    sb_metrics_store *store;  /* used by writer-thread jobs only; closed in sb_metrics_free */
-    double start_time;        /* wall clock, seconds */
+    char *dir;               /* <data_dir>/metrics */
+    sb_metrics_store *store; /* used by writer-thread jobs only; closed in sb_metrics_free */
+    double start_time;       /* wall clock, seconds */
 };
 
 /* ---- names ------------------------------------------------------------------------------------ */
@@ -120,6 +120,8 @@ sb_close_category sb_metrics_category_for(int reason) {
         return SB_CC_SERVICE_RELOAD;
     case SB_CLOSE_SERVER_DROPPED:
         return SB_CC_SERVER_CONNECTION_CLOSED;
+    case SB_CLOSE_UPSTREAM_FAILED:
+        return SB_CC_INVOKE_UPSTREAM_FAILED;
     default:
         return SB_CC_SERVICE_TRANSIENT_ERROR;
     }
@@ -142,32 +144,39 @@ int sb_metrics_category_error_kind(sb_close_category c) {
 
 const sb_metric_def sb_metric_defs[SB_METRIC_COUNT] = {
     [SB_METRIC_CONNECTION_CLOSE_COUNT] = {"ConnectionCloseCount", "Connection Close Count",
-                                          "Connections closed, by endpoint and close category.", "Traffic", "Count",
-                                          SB_AGG_TOTAL, SB_METRIC_DIM_ENDPOINT | SB_METRIC_DIM_CATEGORY, 1},
-    [SB_METRIC_CONNECTION_COUNT] = {"ConnectionCount", "Connection Count", "Concurrent connections, by endpoint.",
-                                    "Traffic", "Count", SB_AGG_MAXIMUM, SB_METRIC_DIM_ENDPOINT, 1},
+                                          "Connections closed, by endpoint and close category.", "Traffic",
+                                          "Count", SB_AGG_TOTAL,
+                                          SB_METRIC_DIM_ENDPOINT | SB_METRIC_DIM_CATEGORY, 1},
+    [SB_METRIC_CONNECTION_COUNT] = {"ConnectionCount", "Connection Count",
+                                    "Concurrent connections, by endpoint.", "Traffic", "Count",
+                                    SB_AGG_MAXIMUM, SB_METRIC_DIM_ENDPOINT, 1},
     [SB_METRIC_CONNECTION_OPEN_COUNT] = {"ConnectionOpenCount", "Connection Open Count",
                                          "Connections opened, by endpoint.", "Traffic", "Count", SB_AGG_TOTAL,
                                          SB_METRIC_DIM_ENDPOINT, 1},
-    [SB_METRIC_CONNECTION_QUOTA_UTILIZATION] = {"ConnectionQuotaUtilization", "Connection Quota Utilization",
-                                                "Client and server connections relative to the tier's connection "
-                                                "quota, in percent.",
-                                                "Traffic", "Percent", SB_AGG_MAXIMUM, 0, 1},
+    [SB_METRIC_CONNECTION_QUOTA_UTILIZATION] =
+        {"ConnectionQuotaUtilization", "Connection Quota Utilization",
+         "Client and server connections relative to the tier's connection "
+         "quota, in percent.",
+         "Traffic", "Percent", SB_AGG_MAXIMUM, 0, 1},
     [SB_METRIC_INBOUND_TRAFFIC] = {"InboundTraffic", "Inbound Traffic", "Bytes received by the service.",
                                    "Traffic", "Bytes", SB_AGG_TOTAL, 0, 1},
-    [SB_METRIC_MESSAGE_COUNT] = {"MessageCount", "Message Count",
-                                 "Messages sent to clients, in units of 2 KB of outbound traffic; pings excluded.",
-                                 "Traffic", "Count", SB_AGG_TOTAL, 0, 1},
-    [SB_METRIC_OUTBOUND_TRAFFIC] = {"OutboundTraffic", "Outbound Traffic", "Bytes of messages sent to clients.",
-                                    "Traffic", "Bytes", SB_AGG_TOTAL, 0, 1},
-    [SB_METRIC_SERVER_LOAD] = {"ServerLoad", "Server Load", "CPU used by the service, in percent of the machine.",
-                               "Saturation", "Percent", SB_AGG_MAXIMUM, 0, 0},
+    [SB_METRIC_MESSAGE_COUNT] =
+        {"MessageCount", "Message Count",
+         "Messages sent to clients, in units of 2 KB of outbound traffic; pings excluded.", "Traffic",
+         "Count", SB_AGG_TOTAL, 0, 1},
+    [SB_METRIC_OUTBOUND_TRAFFIC] = {"OutboundTraffic", "Outbound Traffic",
+                                    "Bytes of messages sent to clients.", "Traffic", "Bytes", SB_AGG_TOTAL, 0,
+                                    1},
+    [SB_METRIC_SERVER_LOAD] = {"ServerLoad", "Server Load",
+                               "CPU used by the service, in percent of the machine.", "Saturation", "Percent",
+                               SB_AGG_MAXIMUM, 0, 0},
     [SB_METRIC_SYSTEM_ERRORS] = {"SystemErrors", "System Errors",
-                                 "Operations that failed because of the service, in percent.", "Errors", "Percent",
-                                 SB_AGG_MAXIMUM, 0, 1},
-    [SB_METRIC_USER_ERRORS] = {"UserErrors", "User Errors",
-                               "Operations that failed because of the client, the app or the network, in percent.",
-                               "Errors", "Percent", SB_AGG_MAXIMUM, 0, 1},
+                                 "Operations that failed because of the service, in percent.", "Errors",
+                                 "Percent", SB_AGG_MAXIMUM, 0, 1},
+    [SB_METRIC_USER_ERRORS] =
+        {"UserErrors", "User Errors",
+         "Operations that failed because of the client, the app or the network, in percent.", "Errors",
+         "Percent", SB_AGG_MAXIMUM, 0, 1},
 };
 
 int sb_metric_find(const char *name, size_t len) {
@@ -180,8 +189,12 @@ int sb_metric_find(const char *name, size_t len) {
 static const char *const agg_fields[SB_AGG_N] = {"average", "count", "minimum", "maximum", "total"};
 static const char *const agg_names[SB_AGG_N] = {"Average", "Count", "Minimum", "Maximum", "Total"};
 
-const char *sb_metric_aggregation_field(sb_metric_aggregation a) { return (unsigned)a < SB_AGG_N ? agg_fields[a] : "total"; }
-const char *sb_metric_aggregation_name(sb_metric_aggregation a) { return (unsigned)a < SB_AGG_N ? agg_names[a] : "Total"; }
+const char *sb_metric_aggregation_field(sb_metric_aggregation a) {
+    return (unsigned)a < SB_AGG_N ? agg_fields[a] : "total";
+}
+const char *sb_metric_aggregation_name(sb_metric_aggregation a) {
+    return (unsigned)a < SB_AGG_N ? agg_names[a] : "Total";
+}
 
 /* ---- the current minute ----------------------------------------------------------------------- */
 
@@ -191,7 +204,9 @@ static int64_t wall_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t floor_div(int64_t a, int64_t b) {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
 
 static void level(sb_metrics_gauge *g, double v) {
     if (v < g->min)
@@ -219,7 +234,8 @@ static uint64_t cpu_us(void) {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         return 0;
-    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 +
+           (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 /* Connection levels move with every open and close, so a minute's range includes what happened between
@@ -263,7 +279,8 @@ static void write_minute(void *arg) { /* writer thread */
     store_job *j = arg;
     char err[512];
     if (sb_metrics_store_write(j->store, &j->minute, err, sizeof err) != SB_OK)
-        fprintf(stderr, "switchboard: metrics: %s; minute %lld is not stored\n", err, (long long)j->minute.minute);
+        fprintf(stderr, "switchboard: metrics: %s; minute %lld is not stored\n", err,
+                (long long)j->minute.minute);
     sb_metrics_store_prune(j->store, floor_div(j->minute.minute, SB_METRICS_MINUTES_PER_DAY));
     sb_free(j);
 }
@@ -282,7 +299,12 @@ static void export_rows(sb_server *srv, const sb_metrics_minute *min) {
         f.type = SB_LOGT_METRIC;
         f.level = SB_LEVEL_INFORMATIONAL;
         f.time_us = min->minute * US_PER_MINUTE;
-        f.metric = (sb_log_metric){d->name, d->unit, p.total, (double)p.count, p.minimum, p.maximum,
+        f.metric = (sb_log_metric){d->name,
+                                   d->unit,
+                                   p.total,
+                                   (double)p.count,
+                                   p.minimum,
+                                   p.maximum,
                                    sb_metrics_point_value(&p, SB_AGG_AVERAGE)};
         sb_diag_emit(srv, &f);
     }
@@ -336,7 +358,8 @@ static void on_tick(uv_timer_t *t) {
     sb__metrics_tick_at(m->srv, wall_us());
 }
 
-size_t sb__metrics_recent(const sb_server *srv, int64_t from, int64_t to, sb_metrics_minute *out, size_t max) {
+size_t sb__metrics_recent(const sb_server *srv, int64_t from, int64_t to, sb_metrics_minute *out,
+                          size_t max) {
     const sb_metrics *m = srv->metrics;
     size_t n = 0;
     if (!m)
@@ -436,7 +459,9 @@ void sb_metrics_get_totals(const sb_server *srv, sb_metrics_totals *out) {
         add_totals(out, &m->cur);
 }
 
-double sb__metrics_start_time(const sb_server *srv) { return srv->metrics ? srv->metrics->start_time : 0; }
+double sb__metrics_start_time(const sb_server *srv) {
+    return srv->metrics ? srv->metrics->start_time : 0;
+}
 
 /* ---- lifecycle -------------------------------------------------------------------------------- */
 

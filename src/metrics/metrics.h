@@ -98,11 +98,11 @@ typedef struct sb_metric_def {
     const char *name;         /* REST name, e.g. "ConnectionCount" */
     const char *display_name; /* localizedValue, e.g. "Connection Count" */
     const char *description;
-    const char *category;     /* "Traffic", "Saturation", "Errors" */
-    const char *unit;         /* "Count", "Bytes", "Percent" */
+    const char *category; /* "Traffic", "Saturation", "Errors" */
+    const char *unit;     /* "Count", "Bytes", "Percent" */
     sb_metric_aggregation primary;
-    unsigned dims;            /* SB_METRIC_DIM_* */
-    int exportable;           /* sent as AllMetrics by diagnostic settings */
+    unsigned dims;  /* SB_METRIC_DIM_* */
+    int exportable; /* sent as AllMetrics by diagnostic settings */
 } sb_metric_def;
 
 extern const sb_metric_def sb_metric_defs[SB_METRIC_COUNT];
@@ -155,8 +155,8 @@ struct sb_metrics_minute;
 void sb__metrics_tick_at(struct sb_server *srv, int64_t now_us);
 /* Copy the minutes in [from, to) held in memory (recently sealed, and the current one) into out, oldest
  * first; returns how many (at most max).  They supersede the store's copies of the same minutes. */
-size_t sb__metrics_recent(const struct sb_server *srv, int64_t from, int64_t to, struct sb_metrics_minute *out,
-                          size_t max);
+size_t sb__metrics_recent(const struct sb_server *srv, int64_t from, int64_t to,
+                          struct sb_metrics_minute *out, size_t max);
 /* When metrics started (wall clock, seconds): process_start_time_seconds. */
 double sb__metrics_start_time(const struct sb_server *srv);
 

@@ -125,8 +125,8 @@ int sb_metrics_parse_datetime(const char *s, size_t len, int64_t *out_us) {
     } else if (i < len && (s[i] == '+' || s[i] == '-' || s[i] == ' ')) { /* ' ': a '+' decoded as a space */
         int sign = s[i] == '-' ? -1 : 1, oh, om;
         i++;
-        if (!digits(s, len, &i, 2, &oh) || i >= len || s[i++] != ':' || !digits(s, len, &i, 2, &om) || oh > 23 ||
-            om > 59)
+        if (!digits(s, len, &i, 2, &oh) || i >= len || s[i++] != ':' || !digits(s, len, &i, 2, &om) ||
+            oh > 23 || om > 59)
             return SB_EINVAL;
         offset_s = sign * (oh * 3600 + om * 60);
     }
@@ -136,7 +136,8 @@ int sb_metrics_parse_datetime(const char *s, size_t len, int64_t *out_us) {
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
         return SB_EINVAL;
-    int64_t secs = days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    int64_t secs =
+        days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
     *out_us = secs * 1000000 + frac_us;
     return SB_OK;
 }
@@ -167,8 +168,13 @@ int sb_metrics_parse_duration(const char *s, size_t len, int64_t *out_us) {
         if (*end)
             return SB_EINVAL;
         char unit = (char)toupper((unsigned char)s[i++]);
-        double mult = !in_time ? (unit == 'W' ? 604800 : unit == 'D' ? 86400 : -1)
-                               : (unit == 'H' ? 3600 : unit == 'M' ? 60 : unit == 'S' ? 1 : -1);
+        double mult = !in_time ? (unit == 'W'   ? 604800
+                                  : unit == 'D' ? 86400
+                                                : -1)
+                               : (unit == 'H'   ? 3600
+                                  : unit == 'M' ? 60
+                                  : unit == 'S' ? 1
+                                                : -1);
         if (mult < 0 || (strchr(num, '.') && unit != 'S'))
             return SB_EINVAL;
         total_s += v * mult;
@@ -219,16 +225,17 @@ int sb_metrics_parse_interval(const char *text, int64_t *minutes, char *err, siz
     static const struct {
         const char *name;
         int64_t minutes;
-    } grains[] = {{"PT1M", 1},   {"PT5M", 5},     {"PT15M", 15},  {"PT30M", 30}, {"PT1H", 60},
+    } grains[] = {{"PT1M", 1},   {"PT5M", 5},    {"PT15M", 15}, {"PT30M", 30}, {"PT1H", 60},
                   {"PT6H", 360}, {"PT12H", 720}, {"P1D", 1440}, {"FULL", 0}};
     for (size_t i = 0; i < sizeof grains / sizeof grains[0]; i++)
         if (strcasecmp(text, grains[i].name) == 0) {
             *minutes = grains[i].minutes;
             return SB_OK;
         }
-    return bad(err, errlen,
-               "Invalid time grain '%.100s'. Supported: PT1M, PT5M, PT15M, PT30M, PT1H, PT6H, PT12H, P1D, FULL.",
-               text);
+    return bad(
+        err, errlen,
+        "Invalid time grain '%.100s'. Supported: PT1M, PT5M, PT15M, PT30M, PT1H, PT6H, PT12H, P1D, FULL.",
+        text);
 }
 
 static int agg_from_name(const char *s, size_t n) {
@@ -439,16 +446,19 @@ int sb_metrics_parse_filter(const char *text, sb_dim_filter *endpoint, sb_dim_fi
                                                                          : -1;
         if (dim < 0) {
             rc = bad(err, errlen,
-                     "The $filter dimension '%.100s' is not supported; dimensions: Endpoint, ConnectionCloseCategory.",
+                     "The $filter dimension '%.100s' is not supported; dimensions: Endpoint, "
+                     "ConnectionCloseCategory.",
                      tok.data);
             break;
         }
         if (next_token(&lx, &tok) != T_IDENT || strcasecmp(tok.data, "eq") != 0) {
-            rc = bad(err, errlen, "The $filter '%.200s' is not valid: only 'eq' comparisons are supported.", text);
+            rc = bad(err, errlen, "The $filter '%.200s' is not valid: only 'eq' comparisons are supported.",
+                     text);
             break;
         }
         if (next_token(&lx, &tok) != T_STRING) {
-            rc = bad(err, errlen, "The $filter '%.200s' is not valid: expected a quoted value after 'eq'.", text);
+            rc = bad(err, errlen, "The $filter '%.200s' is not valid: expected a quoted value after 'eq'.",
+                     text);
             break;
         }
         sb_dim_filter *f = dim == 0 ? endpoint : category;
@@ -457,7 +467,8 @@ int sb_metrics_parse_filter(const char *text, sb_dim_filter *endpoint, sb_dim_fi
         } else {
             int v = value_index(dim, tok.data);
             if (v < 0) {
-                rc = bad(err, errlen, "The $filter value '%.100s' is not a value of its dimension.", tok.data);
+                rc =
+                    bad(err, errlen, "The $filter value '%.100s' is not a value of its dimension.", tok.data);
                 break;
             }
             if (f->mode != SB_DIM_SPLIT_ALL)
@@ -520,7 +531,9 @@ static int dim_values(const sb_dim_filter *f, int has_dim, int nvalues, signed c
     return n;
 }
 
-static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t floor_div(int64_t a, int64_t b) {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
 
 /* Lay out the evaluation (series and buckets) without allocating: SB_E2BIG when it is too large. */
 static int eval_plan(eval *e, const sb_metrics_query *q, char *err, size_t errlen) {
@@ -549,10 +562,11 @@ static int eval_plan(eval *e, const sb_metrics_query *q, char *err, size_t errle
         points += (size_t)me->nseries * e->nb;
     }
     if (e->nb > MAX_POINTS || points > MAX_POINTS) {
-        snprintf(err, errlen,
-                 "The query asks for more than %d data points; use a larger interval, a shorter timespan or fewer "
-                 "split dimensions.",
-                 MAX_POINTS);
+        snprintf(
+            err, errlen,
+            "The query asks for more than %d data points; use a larger interval, a shorter timespan or fewer "
+            "split dimensions.",
+            MAX_POINTS);
         return SB_E2BIG;
     }
     return SB_OK;
@@ -614,8 +628,8 @@ void sb_metrics_format_time(int64_t t_us, sb_buf *out) {
     time_t secs = (time_t)floor_div(t_us, 1000000);
     struct tm tm;
     gmtime_r(&secs, &tm);
-    sb_buf_appendf(out, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                   tm.tm_min, tm.tm_sec);
+    sb_buf_appendf(out, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                   tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 static void format_duration(int64_t minutes, sb_buf *out) {
@@ -648,8 +662,8 @@ static int rank_desc(const void *a, const void *b) {
 }
 
 static void put_metadata(sb_buf *b, const char *dim, const char *value, int first) {
-    sb_buf_appendf(b, "%s{\"name\":{\"value\":\"%s\",\"localizedValue\":\"%s\"},\"value\":\"%s\"}", first ? "" : ",",
-                   dim, dim, value);
+    sb_buf_appendf(b, "%s{\"name\":{\"value\":\"%s\",\"localizedValue\":\"%s\"},\"value\":\"%s\"}",
+                   first ? "" : ",", dim, dim, value);
 }
 
 static void render_metric(const eval *e, const metric_eval *me, const char *rid, sb_buf *b) {
@@ -680,10 +694,11 @@ static void render_metric(const eval *e, const metric_eval *me, const char *rid,
     char *id = sb_asprintf("%s/providers/Microsoft.Insights/metrics/%s", rid, d->name);
     put_json_string(b, id);
     sb_free(id);
-    sb_buf_appendf(b,
-                   ",\"type\":\"Microsoft.Insights/metrics\",\"name\":{\"value\":\"%s\",\"localizedValue\":\"%s\"},"
-                   "\"displayDescription\":\"%s\",\"unit\":\"%s\",\"errorCode\":\"Success\",\"timeseries\":[",
-                   d->name, d->display_name, d->description, d->unit);
+    sb_buf_appendf(
+        b,
+        ",\"type\":\"Microsoft.Insights/metrics\",\"name\":{\"value\":\"%s\",\"localizedValue\":\"%s\"},"
+        "\"displayDescription\":\"%s\",\"unit\":\"%s\",\"errorCode\":\"Success\",\"timeseries\":[",
+        d->name, d->display_name, d->description, d->unit);
     for (int r = 0; r < n; r++) {
         const series *s = &me->s[order[r].index];
         sb_buf_appends(b, r ? ",{" : "{");
@@ -692,17 +707,17 @@ static void render_metric(const eval *e, const metric_eval *me, const char *rid,
             if (split_ep)
                 put_metadata(b, "endpoint", sb_metrics_endpoint_name((sb_metrics_endpoint)s->endpoint), 1);
             if (split_cat)
-                put_metadata(b, "connectionclosecategory", sb_close_category_name((sb_close_category)s->category),
-                             !split_ep);
+                put_metadata(b, "connectionclosecategory",
+                             sb_close_category_name((sb_close_category)s->category), !split_ep);
             sb_buf_appends(b, "],");
         }
         sb_buf_appends(b, "\"data\":[");
         for (size_t k = 0; !q->metadata_only && k < e->nb; k++) {
             const sb_metrics_point *p = &me->points[(size_t)order[r].index * e->nb + k];
             sb_buf_appends(b, k ? ",{\"timeStamp\":\"" : "{\"timeStamp\":\"");
-            sb_metrics_format_time(q->interval_min > 0 ? (e->b0 + (int64_t)k * q->interval_min) * US_PER_MINUTE
-                                                       : q->start_us,
-                                   b);
+            sb_metrics_format_time(
+                q->interval_min > 0 ? (e->b0 + (int64_t)k * q->interval_min) * US_PER_MINUTE : q->start_us,
+                b);
             sb_buf_appendc(b, '"');
             if (e->present[k] && p->count)
                 for (int a = 0; a < SB_AGG_N; a++)
@@ -769,8 +784,8 @@ static int split_path(sb_slice path, sb_buf seg[MAX_SEGMENTS], size_t *nseg) {
             if (*nseg == MAX_SEGMENTS)
                 return SB_E2BIG;
             sb_buf *s = &seg[(*nseg)++];
-            if (sb_url_decode(sb_slice_make(p, (size_t)(e - p)), 0, s) != SB_OK || memchr(s->data, 0, s->len) ||
-                !sb_utf8_valid(s->data, s->len))
+            if (sb_url_decode(sb_slice_make(p, (size_t)(e - p)), 0, s) != SB_OK ||
+                memchr(s->data, 0, s->len) || !sb_utf8_valid(s->data, s->len))
                 return SB_EINVAL;
         }
         p = e + 1;
@@ -789,7 +804,8 @@ static int is_our_resource(const sb_server *srv, const char *id) {
     for (int i = 0; i < MAX_SEGMENTS; i++)
         sb_buf_init(&a[i]), sb_buf_init(&b[i]);
     int same = split_path(sb_slice_make(id, strlen(id)), a, &na) == SB_OK &&
-               split_path(sb_slice_make(srv->resource_id, strlen(srv->resource_id)), b, &nb) == SB_OK && na == nb;
+               split_path(sb_slice_make(srv->resource_id, strlen(srv->resource_id)), b, &nb) == SB_OK &&
+               na == nb;
     for (size_t i = 0; same && i < na; i++)
         same = a[i].len == b[i].len && strncasecmp(a[i].data, b[i].data, a[i].len) == 0;
     for (int i = 0; i < MAX_SEGMENTS; i++)
@@ -815,7 +831,7 @@ static route_kind classify(const sb_server *srv, sb_slice path, int *bad_path) {
             match = seg[i].len == rid[i].len && strncasecmp(seg[i].data, rid[i].data, rid[i].len) == 0;
         if (match && seg_is(&seg[nrid], "providers") && seg_is(&seg[nrid + 1], "Microsoft.Insights")) {
             const sb_buf *last = &seg[nrid + 2];
-            k = seg_is(last, "metrics")            ? R_METRICS
+            k = seg_is(last, "metrics")             ? R_METRICS
                 : seg_is(last, "metricDefinitions") ? R_DEFINITIONS
                 : seg_is(last, "metricNamespaces")  ? R_NAMESPACES
                                                     : R_NONE;
@@ -832,7 +848,9 @@ static void respond_error(sb_conn *c, int status, const char *code, const char *
     json_t *j = json_pack("{s:{s:s, s:s}}", "error", "code", code, "message", message);
     char *text = json_dumps(j, JSON_COMPACT);
     sb_http_respond(c, status, JSON_TYPE, text, text ? strlen(text) : 0,
-                    status == 401 ? "WWW-Authenticate: Bearer\r\n" : status == 405 ? "Allow: GET, HEAD, POST\r\n" : NULL);
+                    status == 401   ? "WWW-Authenticate: Bearer\r\n"
+                    : status == 405 ? "Allow: GET, HEAD, POST\r\n"
+                                    : NULL);
     free(text);
     json_decref(j);
 }
@@ -858,8 +876,9 @@ static int authorize(sb_conn *c, const sb_http_request *req) {
     int rc = sb_auth_request(srv, req, 0, auds, strcmp(aud_raw, aud_collapsed) ? 2 : 1, 1, &res);
     if (rc != SB_OK)
         respond_error(c, res.status ? res.status : 401, "AuthenticationFailed",
-                      res.message.len && sb_utf8_valid(res.message.data, res.message.len) ? res.message.data
-                                                                                         : "Authentication failed.");
+                      res.message.len && sb_utf8_valid(res.message.data, res.message.len)
+                          ? res.message.data
+                          : "Authentication failed.");
     sb_auth_result_free(&res);
     sb_free(aud_raw);
     sb_free(aud_collapsed);
@@ -897,26 +916,29 @@ static json_t *definitions_json(const sb_server *srv) {
         const sb_metric_def *d = &sb_metric_defs[i];
         json_t *dims = json_array();
         if (d->dims & SB_METRIC_DIM_ENDPOINT)
-            json_array_append_new(dims, json_pack("{s:s, s:s}", "value", "Endpoint", "localizedValue", "Endpoint"));
+            json_array_append_new(dims,
+                                  json_pack("{s:s, s:s}", "value", "Endpoint", "localizedValue", "Endpoint"));
         if (d->dims & SB_METRIC_DIM_CATEGORY)
-            json_array_append_new(dims, json_pack("{s:s, s:s}", "value", "ConnectionCloseCategory", "localizedValue",
-                                                  "ConnectionCloseCategory"));
+            json_array_append_new(dims, json_pack("{s:s, s:s}", "value", "ConnectionCloseCategory",
+                                                  "localizedValue", "ConnectionCloseCategory"));
         json_t *supported = json_array();
-        static const sb_metric_aggregation order[] = {SB_AGG_AVERAGE, SB_AGG_MINIMUM, SB_AGG_MAXIMUM, SB_AGG_TOTAL,
-                                                      SB_AGG_COUNT};
+        static const sb_metric_aggregation order[] = {SB_AGG_AVERAGE, SB_AGG_MINIMUM, SB_AGG_MAXIMUM,
+                                                      SB_AGG_TOTAL, SB_AGG_COUNT};
         json_array_append_new(supported, json_string("None"));
         for (size_t k = 0; k < sizeof order / sizeof order[0]; k++)
             json_array_append_new(supported, json_string(sb_metric_aggregation_name(order[k])));
-        char *id = sb_asprintf("%s/providers/microsoft.insights/metricdefinitions/%s", srv->resource_id, d->name);
+        char *id =
+            sb_asprintf("%s/providers/microsoft.insights/metricdefinitions/%s", srv->resource_id, d->name);
         json_t *def = json_pack(
-            "{s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:b, s:s, s:s, s:o, s:[{s:s, s:s}, {s:s, s:s}, {s:s, s:s}]}",
+            "{s:s, s:s, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:b, s:s, s:s, s:o, s:[{s:s, s:s}, {s:s, s:s}, "
+            "{s:s, s:s}]}",
             "id", id, "resourceId", srv->resource_id, "namespace", NAMESPACE, "name", "value", d->name,
             "localizedValue", d->display_name, "displayDescription", d->description, "category", d->category,
             "metricClass", strcmp(d->category, "Traffic") == 0 ? "Transactions" : d->category,
             "isDimensionRequired", 0, "unit", d->unit, "primaryAggregationType",
-            sb_metric_aggregation_name(d->primary), "supportedAggregationTypes", supported, "metricAvailabilities",
-            "timeGrain", "PT1M", "retention", "P93D", "timeGrain", "PT1H", "retention", "P93D", "timeGrain", "P1D",
-            "retention", "P93D");
+            sb_metric_aggregation_name(d->primary), "supportedAggregationTypes", supported,
+            "metricAvailabilities", "timeGrain", "PT1M", "retention", "P93D", "timeGrain", "PT1H",
+            "retention", "P93D", "timeGrain", "P1D", "retention", "P93D");
         json_object_set_new(def, "dimensions", dims);
         sb_free(id);
         json_array_append_new(value, def);
@@ -925,8 +947,9 @@ static json_t *definitions_json(const sb_server *srv) {
 }
 
 static json_t *namespaces_json(const sb_server *srv) {
-    char *id = sb_asprintf("%s/providers/microsoft.insights/metricNamespaces/Microsoft.SignalRService-SignalR",
-                           srv->resource_id);
+    char *id =
+        sb_asprintf("%s/providers/microsoft.insights/metricNamespaces/Microsoft.SignalRService-SignalR",
+                    srv->resource_id);
     json_t *j = json_pack("{s:[{s:s, s:s, s:s, s:s, s:{s:s}}]}", "value", "id", id, "name",
                           "Microsoft.SignalRService-SignalR", "type", "Microsoft.Insights/metricNamespaces",
                           "classification", "Platform", "properties", "metricNamespaceName", NAMESPACE);
@@ -1006,9 +1029,11 @@ static void run_query(uv_work_t *req) { /* threadpool */
         span.data[mid] = '\0';
         sb_buf_appends(b, "{\"values\":[");
         for (size_t i = 0; i < j->nresources; i++) {
-            sb_buf_appendf(b, "%s{\"starttime\":\"%s\",\"endtime\":\"%s\",\"interval\":\"%s\",\"namespace\":\"" NAMESPACE
-                              "\",\"resourceregion\":",
-                           i ? "," : "", span.data, span.data + mid + 1, interval.data);
+            sb_buf_appendf(
+                b,
+                "%s{\"starttime\":\"%s\",\"endtime\":\"%s\",\"interval\":\"%s\",\"namespace\":\"" NAMESPACE
+                "\",\"resourceregion\":",
+                i ? "," : "", span.data, span.data + mid + 1, interval.data);
             put_json_string(b, j->location);
             sb_buf_appends(b, ",\"resourceid\":");
             put_json_string(b, j->resource_id);
@@ -1018,8 +1043,9 @@ static void run_query(uv_work_t *req) { /* threadpool */
         }
         sb_buf_appends(b, "]}");
     } else {
-        sb_buf_appendf(b, "{\"cost\":0,\"timespan\":\"%s\",\"interval\":\"%s\",\"namespace\":\"" NAMESPACE_LOWER
-                          "\",\"resourceregion\":",
+        sb_buf_appendf(b,
+                       "{\"cost\":0,\"timespan\":\"%s\",\"interval\":\"%s\",\"namespace\":\"" NAMESPACE_LOWER
+                       "\",\"resourceregion\":",
                        span.data, interval.data);
         put_json_string(b, j->location);
         sb_buf_appends(b, ",\"value\":");
@@ -1073,8 +1099,8 @@ static int parse_query(sb_conn *c, const sb_http_request *req, route_kind kind, 
         now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     }
     if (param(req, "metricnamespace", &v) && strcasecmp(v.data, NAMESPACE) != 0) {
-        rc = bad(err, sizeof err, "The metric namespace '%.200s' is not valid for this resource; use " NAMESPACE ".",
-                 v.data);
+        rc = bad(err, sizeof err,
+                 "The metric namespace '%.200s' is not valid for this resource; use " NAMESPACE ".", v.data);
     } else if (kind == R_BATCH && !v.len) {
         rc = bad0(err, sizeof err, "The metricnamespace parameter is required.");
     }
@@ -1167,9 +1193,11 @@ void sb_metrics_api_handle(sb_conn *c, sb_http_request *req) {
         return;
     if (kind == R_NONE) {
         if (bad_path)
-            respond_error(c, 400, "InvalidRequestUri", "The request path is not valid: bad percent-encoding or text.");
+            respond_error(c, 400, "InvalidRequestUri",
+                          "The request path is not valid: bad percent-encoding or text.");
         else
-            respond_error(c, 404, "ResourceNotFound", "The requested metrics resource was not found for this service.");
+            respond_error(c, 404, "ResourceNotFound",
+                          "The requested metrics resource was not found for this service.");
         return;
     }
     int get = req->method == HTTP_GET || req->method == HTTP_HEAD;
@@ -1206,8 +1234,9 @@ void sb_metrics_api_handle(sb_conn *c, sb_http_request *req) {
         sb_free(j);
         return;
     }
-    j->nrecent = sb__metrics_recent(srv, floor_div(j->q.start_us, US_PER_MINUTE),
-                                    floor_div(j->q.end_us + US_PER_MINUTE - 1, US_PER_MINUTE), j->recent, RECENT_MAX);
+    j->nrecent =
+        sb__metrics_recent(srv, floor_div(j->q.start_us, US_PER_MINUTE),
+                           floor_div(j->q.end_us + US_PER_MINUTE - 1, US_PER_MINUTE), j->recent, RECENT_MAX);
     j->dir = sb_asprintf("%s/" SB_METRICS_DIR, srv->cfg.data_dir);
     j->resource_id = sb_strdup(srv->resource_id);
     j->location = sb_strdup(srv->cfg.location ? srv->cfg.location : "");

@@ -53,17 +53,17 @@ typedef struct sb_dim_filter {
 } sb_dim_filter;
 
 typedef struct sb_metrics_query {
-    uint32_t metrics;                /* bit per sb_metric_id, in request order below */
-    int order[SB_METRIC_COUNT];      /* the requested metrics, as asked */
+    uint32_t metrics;           /* bit per sb_metric_id, in request order below */
+    int order[SB_METRIC_COUNT]; /* the requested metrics, as asked */
     int nmetrics;
-    unsigned aggregations;           /* bit per sb_metric_aggregation; 0 = each metric's primary */
-    int64_t start_us, end_us;        /* the timespan, [start, end) */
-    int64_t interval_min;            /* bucket width in minutes; 0 = FULL (one bucket) */
+    unsigned aggregations;    /* bit per sb_metric_aggregation; 0 = each metric's primary */
+    int64_t start_us, end_us; /* the timespan, [start, end) */
+    int64_t interval_min;     /* bucket width in minutes; 0 = FULL (one bucket) */
     sb_dim_filter endpoint, category;
-    int top;                         /* series per metric when splitting (default 10) */
-    int orderby_agg;                 /* -1 none: series in dimension order */
+    int top;         /* series per metric when splitting (default 10) */
+    int orderby_agg; /* -1 none: series in dimension order */
     int orderby_desc;
-    int metadata_only;               /* resultType=Metadata */
+    int metadata_only; /* resultType=Metadata */
 } sb_metrics_query;
 
 /* Each returns SB_OK, or SB_EINVAL with the 400 message in err. */

@@ -27,8 +27,9 @@
 #define US_PER_MINUTE INT64_C(60000000)
 
 /* Short column headers for the overview, in sb_metric_id order. */
-static const char *const short_names[SB_METRIC_COUNT] = {
-    "Closed", "Connections", "Opened", "Quota%", "InBytes", "Messages", "OutBytes", "Load%", "SysErr%", "UserErr%"};
+static const char *const short_names[SB_METRIC_COUNT] = {"Closed",  "Connections", "Opened",   "Quota%",
+                                                         "InBytes", "Messages",    "OutBytes", "Load%",
+                                                         "SysErr%", "UserErr%"};
 
 static void usage(FILE *out) {
     fprintf(out, "usage: switchboard metrics [--metric NAME] [--since DURATION|DATETIME] [--data-dir DIR] "
@@ -79,10 +80,10 @@ static void print_time(int64_t minute) {
 }
 
 typedef struct table {
-    int metric;                 /* -1: the overview */
-    int ncols;                  /* per-dimension columns of the chosen metric */
+    int metric; /* -1: the overview */
+    int ncols;  /* per-dimension columns of the chosen metric */
     signed char col_ep[SB_EP_COUNT + SB_CC_COUNT], col_cat[SB_EP_COUNT + SB_CC_COUNT];
-    uint32_t categories_seen;   /* first pass over ConnectionCloseCount */
+    uint32_t categories_seen; /* first pass over ConnectionCloseCount */
     size_t rows;
 } table;
 
@@ -114,14 +115,15 @@ static int print_row(const sb_metrics_minute *m, void *arg) {
         for (int i = 0; i < SB_METRIC_COUNT; i++) {
             const sb_metric_def *d = &sb_metric_defs[i];
             sb_metrics_minute_point(m, (sb_metric_id)i, SB_METRICS_ALL, SB_METRICS_ALL, &p);
-            print_value(p.count ? sb_metrics_point_value(&p, d->primary) : 0, d->unit, (int)strlen(short_names[i]));
+            print_value(p.count ? sb_metrics_point_value(&p, d->primary) : 0, d->unit,
+                        (int)strlen(short_names[i]));
         }
     } else {
         const sb_metric_def *d = &sb_metric_defs[t->metric];
         sb_metrics_minute_point(m, (sb_metric_id)t->metric, SB_METRICS_ALL, SB_METRICS_ALL, &p);
         for (int a = 0; a < SB_AGG_N; a++) {
             static const sb_metric_aggregation order[SB_AGG_N] = {SB_AGG_TOTAL, SB_AGG_COUNT, SB_AGG_MINIMUM,
-                                                                   SB_AGG_MAXIMUM, SB_AGG_AVERAGE};
+                                                                  SB_AGG_MAXIMUM, SB_AGG_AVERAGE};
             print_value(p.count ? sb_metrics_point_value(&p, order[a]) : 0, d->unit, 10);
         }
         for (int k = 0; k < t->ncols; k++) {
@@ -148,20 +150,33 @@ static void print_header(const table *t) {
 }
 
 int sb_metrics_cli(int argc, char **argv) {
-    static const struct option opts[] = {{"metric", required_argument, 0, 'm'}, {"since", required_argument, 0, 's'},
-                                         {"data-dir", required_argument, 0, 'd'}, {"config", required_argument, 0, 'c'},
-                                         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"metric", required_argument, 0, 'm'},   {"since", required_argument, 0, 's'},
+        {"data-dir", required_argument, 0, 'd'}, {"config", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'},           {0, 0, 0, 0}};
     const char *metric = NULL, *since = "1h", *data_dir = NULL, *config = NULL;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'm': metric = optarg; break;
-        case 's': since = optarg; break;
-        case 'd': data_dir = optarg; break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'm':
+            metric = optarg;
+            break;
+        case 's':
+            since = optarg;
+            break;
+        case 'd':
+            data_dir = optarg;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (optind < argc) {
@@ -178,8 +193,9 @@ int sb_metrics_cli(int argc, char **argv) {
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, start;
     if (parse_since(since, now, &start) != SB_OK || start >= now) {
-        fprintf(stderr, "switchboard metrics: --since '%s' is not a duration (90s, 30m, 1h, 2d, 1w, PT1H) or a past "
-                        "date-time\n",
+        fprintf(stderr,
+                "switchboard metrics: --since '%s' is not a duration (90s, 30m, 1h, 2d, 1w, PT1H) or a past "
+                "date-time\n",
                 since);
         return 2;
     }
@@ -206,8 +222,8 @@ int sb_metrics_cli(int argc, char **argv) {
         for (int c = 0; c < SB_CC_COUNT; c++)
             if (t.categories_seen & (1u << c))
                 t.col_ep[t.ncols] = SB_METRICS_ALL, t.col_cat[t.ncols++] = (signed char)c;
-        printf("%s (%s; per-dimension columns: %s)\n", sb_metric_defs[t.metric].name, sb_metric_defs[t.metric].unit,
-               sb_metric_aggregation_name(sb_metric_defs[t.metric].primary));
+        printf("%s (%s; per-dimension columns: %s)\n", sb_metric_defs[t.metric].name,
+               sb_metric_defs[t.metric].unit, sb_metric_aggregation_name(sb_metric_defs[t.metric].primary));
     }
     if (rc == SB_OK) {
         print_header(&t);

@@ -80,27 +80,33 @@ static void platform_metrics(sb_buf *b, sb_server *srv) {
         }
     head(b, "switchboard_inbound_bytes_total", "counter", "Bytes received by the service (InboundTraffic).");
     sb_buf_appendf(b, "switchboard_inbound_bytes_total %" PRIu64 "\n", t.inbound_bytes);
-    head(b, "switchboard_outbound_bytes_total", "counter", "Bytes of messages sent to clients (OutboundTraffic).");
+    head(b, "switchboard_outbound_bytes_total", "counter",
+         "Bytes of messages sent to clients (OutboundTraffic).");
     sb_buf_appendf(b, "switchboard_outbound_bytes_total %" PRIu64 "\n", t.outbound_bytes);
     head(b, "switchboard_messages_total", "counter",
          "Messages sent to clients in 2 KB units, pings excluded (MessageCount).");
     sb_buf_appendf(b, "switchboard_messages_total %" PRIu64 "\n", t.messages);
     head(b, "switchboard_operations_total", "counter",
-         "Requests answered and connections closed, by result (SystemErrors and UserErrors are their shares).");
+         "Requests answered and connections closed, by result (SystemErrors and UserErrors are their "
+         "shares).");
     sb_buf_appendf(b, "switchboard_operations_total{result=\"ok\"} %" PRIu64 "\n",
                    t.operations - t.user_errors - t.system_errors);
     sb_buf_appendf(b, "switchboard_operations_total{result=\"user_error\"} %" PRIu64 "\n", t.user_errors);
     sb_buf_appendf(b, "switchboard_operations_total{result=\"system_error\"} %" PRIu64 "\n", t.system_errors);
     head(b, "switchboard_connection_quota_utilization_ratio", "gauge",
          "Client and server connections relative to the tier's connection quota.");
-    sb_buf_appendf(b, "switchboard_connection_quota_utilization_ratio %.6g\n", sb_tier_quota_utilization(srv) / 100.0);
-    head(b, "switchboard_connection_limit", "gauge", "Connections the tier allows (client and server together).");
+    sb_buf_appendf(b, "switchboard_connection_quota_utilization_ratio %.6g\n",
+                   sb_tier_quota_utilization(srv) / 100.0);
+    head(b, "switchboard_connection_limit", "gauge",
+         "Connections the tier allows (client and server together).");
     sb_buf_appendf(b, "switchboard_connection_limit %" PRIu64 "\n", sb_tier_connection_limit(&srv->cfg));
-    head(b, "switchboard_daily_messages", "gauge", "Messages sent today (UTC) in 2 KB units: the Free tier's quota count.");
+    head(b, "switchboard_daily_messages", "gauge",
+         "Messages sent today (UTC) in 2 KB units: the Free tier's quota count.");
     sb_buf_appendf(b, "switchboard_daily_messages %" PRIu64 "\n", sb_metrics_day_messages(srv));
     uint64_t daily = sb_tier_daily_message_limit(&srv->cfg);
     if (daily) {
-        head(b, "switchboard_daily_message_limit", "gauge", "Messages the Free tier allows per UTC day, in 2 KB units.");
+        head(b, "switchboard_daily_message_limit", "gauge",
+             "Messages the Free tier allows per UTC day, in 2 KB units.");
         sb_buf_appendf(b, "switchboard_daily_message_limit %" PRIu64 "\n", daily);
     }
 

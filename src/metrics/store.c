@@ -42,7 +42,9 @@ static void gauge_point(const sb_metrics_gauge *g, sb_metrics_point *out) {
     out->count = g->count;
 }
 
-static double percent(uint64_t part, uint64_t whole) { return whole ? (double)part * 100.0 / (double)whole : 0.0; }
+static double percent(uint64_t part, uint64_t whole) {
+    return whole ? (double)part * 100.0 / (double)whole : 0.0;
+}
 
 void sb_metrics_minute_point(const sb_metrics_minute *m, sb_metric_id id, int endpoint, int category,
                              sb_metrics_point *out) {
@@ -197,7 +199,9 @@ static char *day_path(const char *dir, int64_t day) {
     return sb_asprintf("%s/%s" SB_METRICS_FILE_SUFFIX, dir, name);
 }
 
-static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+static int64_t floor_div(int64_t a, int64_t b) {
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
 
 static uint32_t checksum(const void *p, size_t n) { /* FNV-1a: detects torn and stray slots, not attacks */
     const unsigned char *s = p;
@@ -207,8 +211,12 @@ static uint32_t checksum(const void *p, size_t n) { /* FNV-1a: detects torn and 
     return h;
 }
 
-static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put_u16(unsigned char *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put_u32(unsigned char *p, uint32_t v) {
+    memcpy(p, &v, 4);
+}
+static void put_u16(unsigned char *p, uint16_t v) {
+    memcpy(p, &v, 2);
+}
 static uint32_t get_u32(const unsigned char *p) {
     uint32_t v;
     memcpy(&v, p, 4);
@@ -368,7 +376,8 @@ int sb_metrics_store_scan(const char *dir, int64_t from, int64_t to,
         }
         for (int64_t at = lo; !stop && at < hi;) {
             size_t want = (size_t)(hi - at < SCAN_CHUNK ? hi - at : SCAN_CHUNK);
-            ssize_t got = pread(fd, buf, want * SB_METRICS_RECORD_SIZE, (off_t)(at - first) * (off_t)SB_METRICS_RECORD_SIZE);
+            ssize_t got = pread(fd, buf, want * SB_METRICS_RECORD_SIZE,
+                                (off_t)(at - first) * (off_t)SB_METRICS_RECORD_SIZE);
             if (got < 0 && errno == EINTR)
                 continue;
             if (got < 0) {
@@ -412,6 +421,7 @@ static int add_messages(const sb_metrics_minute *m, void *arg) {
 uint64_t sb_metrics_store_day_messages(const char *dir, int64_t day, int64_t before) {
     uint64_t n = 0;
     int64_t end = (day + 1) * SB_METRICS_MINUTES_PER_DAY;
-    sb_metrics_store_scan(dir, day * SB_METRICS_MINUTES_PER_DAY, before < end ? before : end, add_messages, &n);
+    sb_metrics_store_scan(dir, day * SB_METRICS_MINUTES_PER_DAY, before < end ? before : end, add_messages,
+                          &n);
     return n;
 }

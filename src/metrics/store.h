@@ -67,7 +67,8 @@ typedef struct sb_metrics_point {
     uint64_t count; /* samples: 1 per minute for counters and percentages, seconds for gauges */
 } sb_metrics_point;
 
-/* Which dimension values a series covers: an endpoint / category index, or SB_METRICS_ALL (aggregated away). */
+/* Which dimension values a series covers: an endpoint / category index, or SB_METRICS_ALL (aggregated away).
+ */
 #define SB_METRICS_ALL (-1)
 
 /* The aggregate of metric id in minute m for one series.  A dimension the metric lacks is ignored. */
@@ -96,13 +97,14 @@ sb_metrics_store *sb_metrics_store_open(const char *dir, char *err, size_t errle
 void sb_metrics_store_close(sb_metrics_store *st);
 /* Write one minute's slot (writer thread).  SB_OK or -errno (message in err). */
 int sb_metrics_store_write(sb_metrics_store *st, const sb_metrics_minute *m, char *err, size_t errlen);
-/* Delete day files older than SB_METRICS_RETENTION_DAYS before now_day; at most once an hour (writer thread). */
+/* Delete day files older than SB_METRICS_RETENTION_DAYS before now_day; at most once an hour (writer thread).
+ */
 void sb_metrics_store_prune(sb_metrics_store *st, int64_t now_day);
 
 /*
  * Call fn for every stored minute in [from, to) (minutes since the epoch), in order.  fn returns non-zero to
- * stop.  Reads a day file at a time in bounded chunks; missing files and bad slots are skipped.  Returns SB_OK
- * or -errno for an unreadable (not missing) file.  Any thread.
+ * stop.  Reads a day file at a time in bounded chunks; missing files and bad slots are skipped.  Returns
+ * SB_OK or -errno for an unreadable (not missing) file.  Any thread.
  */
 int sb_metrics_store_scan(const char *dir, int64_t from, int64_t to,
                           int (*fn)(const sb_metrics_minute *m, void *arg), void *arg);

@@ -9,6 +9,7 @@
  * uv_try_write/uv_write of up to IOV batch entries.
  */
 #include "net/conn.h"
+#include "metrics/metrics.h"
 
 #include <string.h>
 
@@ -260,6 +261,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     sb_buf_append(&c->in, buf->base, (size_t)nread);
+    sb_metrics_inbound(c->srv, (size_t)nread);
     c->last_read_ms = sb_now_ms(c->srv);
     switch (c->kind) {
     case SB_CONN_HTTP:

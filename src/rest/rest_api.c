@@ -578,7 +578,8 @@ static int authorize(sb_conn *c, const sb_http_request *req) {
     return rc == SB_OK;
 }
 
-/* Answers 400 itself and returns 0 when the body is unusable, 429 when the tier's message quota is used up. */
+/* Answers 400 itself and returns 0 when the body is unusable, and 429 when the tier's message quota is used
+ * up. */
 static int deliver(sb_conn *c, const sb_http_request *req, const sb_rest_route_t *rt, sb_hub *hub) {
     char err[256];
     sb_rest_send s;
@@ -590,7 +591,8 @@ static int deliver(sb_conn *c, const sb_http_request *req, const sb_rest_route_t
     }
     if (!sb_tier_message_allowed(c->srv, 1)) { /* Free tier: the day's message quota is used up */
         sb_log_message_throttled(c->srv, c->peer_ip, rt->hub, SB_LOG_CONNECTION_TYPE_SERVER, NULL);
-        respond_error(c, 429, "Error.Throttled.MessageCountReachesLimit", SB_MSG_MESSAGE_COUNT_REACHES_LIMIT, NULL);
+        respond_error(c, 429, "Error.Throttled.MessageCountReachesLimit", SB_MSG_MESSAGE_COUNT_REACHES_LIMIT,
+                      NULL);
         sb_rest_send_free(&s);
         return 0;
     }

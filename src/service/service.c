@@ -162,6 +162,13 @@ void sb_service_endpoint_handle(sb_conn *c, sb_http_request *req) {
         sb_auth_result_free(&res);
         goto out;
     }
+    if (!sb_tier_connection_allowed(srv)) {
+        /* server connections count toward the connection quota, as in Azure */
+        sb_metrics_connection_refused(srv, SB_EP_SERVER, SB_CC_THROTTLED);
+        sb_http_respond_text(c, 429, SB_MSG_CONNECTION_COUNT_REACHES_LIMIT);
+        sb_auth_result_free(&res);
+        goto out;
+    }
     if (sb_ws_check_upgrade(c, req) != SB_OK) {
         sb_auth_result_free(&res);
         goto out;

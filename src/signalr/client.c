@@ -25,6 +25,8 @@
 #include "auth/jwt.h"
 #include "diag/events.h"
 #include "diag/names.h"
+#include "limits/tier.h"
+#include "metrics/metrics.h"
 #include "net/http.h"
 #include "net/ws.h"
 #include "server.h"
@@ -41,8 +43,10 @@ static const char not_connected_text[] = "Azure SignalR Service is not connected
 /* ---- responses -------------------------------------------------------------- */
 
 static void respond_auth_failure(sb_conn *c, sb_auth_result *res, const char *hub) {
-    if (res->status == 401)
+    if (res->status == 401) {
         sb_log_client_unauthorized(c->srv, c->peer_ip, hub, res->message.data);
+        sb_metrics_connection_refused(c->srv, SB_EP_CLIENT, SB_CC_UNAUTHORIZED);
+    }
     if (res->status == 401) {
         sb_http_respond(c, 401, "text/plain; charset=utf-8", res->message.data, res->message.len,
                         "WWW-Authenticate: Bearer\r\n");
@@ -107,7 +111,9 @@ static void negotiate(sb_conn *c, sb_http_request *req, sb_hub *hub, json_t *cla
         return;
     }
     int diagnostic = claim_true(claims, "asrs.s.dc");
-    if (srv->cfg.max_connections > 0 && srv->router.nclients >= (size_t)srv->cfg.max_connections) {
+    if (!sb_tier_connection_allowed(srv) ||
+        (srv->cfg.max_connections > 0 && srv->router.nclients >= (size_t)srv->cfg.max_connections)) {
+        sb_metrics_connection_refused(srv, SB_EP_CLIENT, SB_CC_THROTTLED);
         sb_log_client_throttled(srv, c->peer_ip, hub->name, sb_jwt_user_id(claims), diagnostic,
                                 SB_MSG_CONNECTION_COUNT_REACHES_LIMIT);
         json_decref(claims);
@@ -116,6 +122,7 @@ static void negotiate(sb_conn *c, sb_http_request *req, sb_hub *hub, json_t *cla
     }
     if (diagnostic && srv->ndiagnostic_clients >= (size_t)srv->cfg.max_diagnostic_clients) {
         /* the new diagnostic client is refused; those already connected are untouched */
+        sb_metrics_connection_refused(srv, SB_EP_CLIENT, SB_CC_THROTTLED);
         sb_log_client_throttled(srv, c->peer_ip, hub->name, sb_jwt_user_id(claims), 1,
                                 "Diagnostic client count reaches limit");
         json_decref(claims);
@@ -326,6 +333,7 @@ void sb_client_endpoint_handle(sb_conn *c, sb_http_request *req) {
 int sb_client_deliver(sb_client *cl, sb_msg *m) {
     sb_conn *c = cl->conn;
     int rc = SB_OK;
+    size_t bytes = 0;
     int json = cl->protocol == SB_HUBPROTO_JSON;
     switch (cl->transport) {
     case SB_TRANSPORT_WEBSOCKETS:
@@ -337,6 +345,7 @@ int sb_client_deliver(sb_client *cl, sb_msg *m) {
         if (!b)
             return SB_EINVAL;
         rc = sb_conn_write(c, b);
+        bytes = b->len;
         break;
     }
     case SB_TRANSPORT_LONGPOLLING: {
@@ -347,6 +356,7 @@ int sb_client_deliver(sb_client *cl, sb_msg *m) {
             cl->lp_queue.bytes)
             return SB_ENOSPC;
         sb_outq_push(&cl->lp_queue, b);
+        bytes = b->len;
         sb_lp_flush(cl);
         break;
     }
@@ -355,6 +365,7 @@ int sb_client_deliver(sb_client *cl, sb_msg *m) {
     }
     if (rc == SB_OK) {
         cl->last_send_ms = sb_now_ms(cl->hub->router->srv);
+        sb_metrics_outbound(cl->hub->router->srv, bytes, m->is_ping);
         if (m->tracing_id)
             sb_log_message_to_client(cl, m->tracing_id);
     }
@@ -401,6 +412,7 @@ static void handshake_complete(sb_client *cl) {
     cl->state = SB_CLIENT_CONNECTED;
     sb_client_activate(cl);
     sb_log_client_started(cl);
+    sb_metrics_connection_opened(cl->hub->router->srv, SB_EP_CLIENT);
     sb_upstream_connected(cl);
 }
 
@@ -477,6 +489,7 @@ static size_t on_handshake(sb_client *cl, const char *data, size_t len) {
             return len;
         }
         sb_log_client_started(cl);
+        sb_metrics_connection_opened(cl->hub->router->srv, SB_EP_CLIENT);
         return used;
     }
     if (sb_upstream_connect(cl, on_upstream_connect) != SB_OK)
@@ -645,8 +658,12 @@ void sb_client_close(sb_client *cl, sb_close_reason why, const char *error, int 
         }
         sb_msg_release(&m);
     }
-    if (connected)
+    if (connected) {
         sb_log_client_closed(cl, why, error);
+        sb_metrics_connection_closed(cl->hub->router->srv, SB_EP_CLIENT, sb_metrics_category_for(why));
+    } else if (cl->state == SB_CLIENT_HANDSHAKE) { /* its transport came, its hub handshake never completed */
+        sb_metrics_connection_refused(cl->hub->router->srv, SB_EP_CLIENT, sb_metrics_category_for(why));
+    }
     if (connected && !cl->server) /* serverless: the upstream learns the client is gone */
         sb_upstream_disconnected(cl, why == SB_CLOSE_NORMAL ? NULL : error);
     if (cl->diagnostic)

@@ -43,7 +43,9 @@ static uv_loop_t loop;
 static char tmpdir[256];
 static int64_t day0; /* today's first minute (minutes since the epoch) */
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) { return remove(p); }
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    return remove(p);
+}
 
 static int setup(void **state) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/sb_metrics_XXXXXX");
@@ -133,11 +135,21 @@ static void test_metric_definitions(void **state) {
 }
 
 static void test_category_names(void **state) {
-    static const char *const want[SB_CC_COUNT] = {
-        "Normal",         "Throttled",     "PingTimeout",           "NoAvailableServerConnection",
-        "InvokeUpstreamFailed", "SlowClient", "HandshakeError",   "ServerConnectionNotFound",
-        "ServerConnectionClosed", "ServiceTransientError", "BadRequest", "ClosedByAppServer",
-        "ServiceReload",  "ServiceModeSwitched", "Unauthorized"};
+    static const char *const want[SB_CC_COUNT] = {"Normal",
+                                                  "Throttled",
+                                                  "PingTimeout",
+                                                  "NoAvailableServerConnection",
+                                                  "InvokeUpstreamFailed",
+                                                  "SlowClient",
+                                                  "HandshakeError",
+                                                  "ServerConnectionNotFound",
+                                                  "ServerConnectionClosed",
+                                                  "ServiceTransientError",
+                                                  "BadRequest",
+                                                  "ClosedByAppServer",
+                                                  "ServiceReload",
+                                                  "ServiceModeSwitched",
+                                                  "Unauthorized"};
     for (int i = 0; i < SB_CC_COUNT; i++)
         assert_string_equal(sb_close_category_name((sb_close_category)i), want[i]);
     assert_string_equal(sb_close_category_name(SB_CC_COUNT), "Unknown");
@@ -160,6 +172,7 @@ static void test_close_reason_mapping(void **state) {
     assert_int_equal(sb_metrics_category_for(SB_CLOSE_SERVICE_RELOAD), SB_CC_SERVICE_RELOAD);
     assert_int_equal(sb_metrics_category_for(SB_CLOSE_SERVER_DROPPED), SB_CC_SERVER_CONNECTION_CLOSED);
     assert_int_equal(sb_metrics_category_for(SB_CLOSE_INTERNAL_ERROR), SB_CC_SERVICE_TRANSIENT_ERROR);
+    assert_int_equal(sb_metrics_category_for(SB_CLOSE_UPSTREAM_FAILED), SB_CC_INVOKE_UPSTREAM_FAILED);
     assert_int_equal(sb_metrics_category_for(-1), SB_CC_SERVICE_TRANSIENT_ERROR);
     assert_int_equal(sb_metrics_category_for(1000), SB_CC_SERVICE_TRANSIENT_ERROR);
 
@@ -204,8 +217,8 @@ static void test_counters_in_one_minute(void **state) {
     sb_metrics_connection_closed(&srv, SB_EP_CLIENT, SB_CC_NORMAL);
     sb_metrics_connection_closed(&srv, SB_EP_CLIENT, SB_CC_PING_TIMEOUT);
     sb_metrics_connection_refused(&srv, SB_EP_CLIENT, SB_CC_THROTTLED);
-    sb_metrics_connection_closed(&srv, (sb_metrics_endpoint)7, SB_CC_NORMAL);           /* ignored */
-    sb_metrics_connection_closed(&srv, SB_EP_SERVER, (sb_close_category)99);            /* -> transient */
+    sb_metrics_connection_closed(&srv, (sb_metrics_endpoint)7, SB_CC_NORMAL); /* ignored */
+    sb_metrics_connection_closed(&srv, SB_EP_SERVER, (sb_close_category)99);  /* -> transient */
     sb_metrics_inbound(&srv, 100);
     sb_metrics_inbound(&srv, 23);
     sb_metrics_outbound(&srv, 1, 0);    /* 1 unit */
@@ -236,18 +249,23 @@ static void test_counters_in_one_minute(void **state) {
     assert_int_equal(sb_metrics_live(&srv, SB_EP_SERVER), 0);
     assert_int_equal(sb_metrics_live(&srv, SB_EP_COUNT), 0);
 
-    assert_int_equal((int)value(&m, SB_METRIC_CONNECTION_CLOSE_COUNT, SB_METRICS_ALL, SB_METRICS_ALL, SB_AGG_TOTAL),
-                     4);
-    assert_int_equal((int)value(&m, SB_METRIC_CONNECTION_CLOSE_COUNT, SB_EP_CLIENT, SB_METRICS_ALL, SB_AGG_TOTAL), 3);
-    assert_int_equal((int)value(&m, SB_METRIC_CONNECTION_CLOSE_COUNT, SB_METRICS_ALL, SB_CC_NORMAL, SB_AGG_TOTAL), 1);
-    assert_int_equal((int)value(&m, SB_METRIC_CONNECTION_OPEN_COUNT, SB_METRICS_ALL, SB_METRICS_ALL, SB_AGG_TOTAL), 4);
-    assert_int_equal((int)value(&m, SB_METRIC_MESSAGE_COUNT, SB_METRICS_ALL, SB_METRICS_ALL, SB_AGG_TOTAL), 6);
+    assert_int_equal(
+        (int)value(&m, SB_METRIC_CONNECTION_CLOSE_COUNT, SB_METRICS_ALL, SB_METRICS_ALL, SB_AGG_TOTAL), 4);
+    assert_int_equal(
+        (int)value(&m, SB_METRIC_CONNECTION_CLOSE_COUNT, SB_EP_CLIENT, SB_METRICS_ALL, SB_AGG_TOTAL), 3);
+    assert_int_equal(
+        (int)value(&m, SB_METRIC_CONNECTION_CLOSE_COUNT, SB_METRICS_ALL, SB_CC_NORMAL, SB_AGG_TOTAL), 1);
+    assert_int_equal(
+        (int)value(&m, SB_METRIC_CONNECTION_OPEN_COUNT, SB_METRICS_ALL, SB_METRICS_ALL, SB_AGG_TOTAL), 4);
+    assert_int_equal((int)value(&m, SB_METRIC_MESSAGE_COUNT, SB_METRICS_ALL, SB_METRICS_ALL, SB_AGG_TOTAL),
+                     6);
     assert_true(fabs(value(&m, SB_METRIC_USER_ERRORS, SB_METRICS_ALL, SB_METRICS_ALL, SB_AGG_MAXIMUM) -
                      100.0 * 2 / 6) < 1e-9);
     assert_true(fabs(value(&m, SB_METRIC_SYSTEM_ERRORS, SB_METRICS_ALL, SB_METRICS_ALL, SB_AGG_AVERAGE) -
                      100.0 * 2 / 6) < 1e-9);
     /* a dimension the metric lacks is ignored */
-    assert_int_equal((int)value(&m, SB_METRIC_INBOUND_TRAFFIC, SB_EP_SERVER, SB_CC_NORMAL, SB_AGG_TOTAL), 123);
+    assert_int_equal((int)value(&m, SB_METRIC_INBOUND_TRAFFIC, SB_EP_SERVER, SB_CC_NORMAL, SB_AGG_TOTAL),
+                     123);
 }
 
 static void test_gauges_see_spikes_between_samples(void **state) {
@@ -342,7 +360,8 @@ static void test_daily_messages_and_reset(void **state) {
 }
 
 static void test_restart_continues_the_minute_and_the_day(void **state) {
-    /* start reads the real clock's minute back and sums today's earlier minutes: use two minutes before now */
+    /* start reads the real clock's minute back and sums today's earlier minutes: use two minutes before now
+     */
     int64_t now_min = (int64_t)time(NULL) / 60;
     if (now_min - day0 < 3)
         skip(); /* just after 00:00 UTC there are no earlier minutes today */

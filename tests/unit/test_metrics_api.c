@@ -26,7 +26,7 @@
 #include "util/error.h"
 
 #define T0 INT64_C(1767225600000000) /* 2026-01-01T00:00:00Z in microseconds */
-#define M0 (T0 / 60000000)            /* ... in minutes */
+#define M0 (T0 / 60000000)           /* ... in minutes */
 #define RID "/subscriptions/s/resourceGroups/rg/providers/Microsoft.SignalRService/SignalR/x"
 
 static int64_t dt(const char *s) {
@@ -53,11 +53,27 @@ static void test_datetime(void **state) {
     assert_true(dt("2026-01-01T00:00:00.1234567Z") == T0 + 123456);
     assert_true(dt("2024-02-29T00:00:00Z") == INT64_C(1709164800000000));
     assert_true(dt("1970-01-01T00:00:00Z") == 0);
-    const char *bad[] = {"", "2026", "2026-01", "2026-1-01", "2026-01-01T", "2026-01-01T00", "2026-01-01T00:00:",
-                         "2026-01-01T24:00:00Z", "2026-13-01", "2026-00-01", "2026-01-32", "2025-02-29",
-                         "2026-04-31", "2026-01-01T00:60", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00ZZ",
-                         "2026-01-01T00:00:00+1:00", "2026-01-01T00:00:00+24:00", "1969-12-31T00:00:00Z",
-                         "x026-01-01", "2026-01-01 00:00:00"};
+    const char *bad[] = {"",
+                         "2026",
+                         "2026-01",
+                         "2026-1-01",
+                         "2026-01-01T",
+                         "2026-01-01T00",
+                         "2026-01-01T00:00:",
+                         "2026-01-01T24:00:00Z",
+                         "2026-13-01",
+                         "2026-00-01",
+                         "2026-01-32",
+                         "2025-02-29",
+                         "2026-04-31",
+                         "2026-01-01T00:60",
+                         "2026-01-01T00:00:00.Z",
+                         "2026-01-01T00:00:00ZZ",
+                         "2026-01-01T00:00:00+1:00",
+                         "2026-01-01T00:00:00+24:00",
+                         "1969-12-31T00:00:00Z",
+                         "x026-01-01",
+                         "2026-01-01 00:00:00"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_true(dt_fails(bad[i]));
 }
@@ -76,7 +92,18 @@ static void test_duration(void **state) {
     assert_true(dur("P1DT2H3M4S") == (86400LL + 7200 + 180 + 4) * 1000000);
     assert_true(dur("PT0.5S") == 500000);
     assert_true(dur("pt30m") == 1800000000LL);
-    const char *bad[] = {"", "P", "PT", "PT0S", "P1Y", "P1M", "PT1X", "1H", "PTM", "P1.5D", "PT1H1", "P-1D",
+    const char *bad[] = {"",
+                         "P",
+                         "PT",
+                         "PT0S",
+                         "P1Y",
+                         "P1M",
+                         "PT1X",
+                         "1H",
+                         "PTM",
+                         "P1.5D",
+                         "PT1H1",
+                         "P-1D",
                          "PT9999999999999H"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t v;
@@ -87,19 +114,21 @@ static void test_duration(void **state) {
 static void test_timespan_and_interval(void **state) {
     char err[256];
     int64_t a, b, now = T0 + 7200 * INT64_C(1000000);
-    assert_int_equal(sb_metrics_parse_timespan("2026-01-01T00:00:00Z/2026-01-01T01:00:00Z", now, &a, &b, err,
-                                               sizeof err),
-                     SB_OK);
+    assert_int_equal(
+        sb_metrics_parse_timespan("2026-01-01T00:00:00Z/2026-01-01T01:00:00Z", now, &a, &b, err, sizeof err),
+        SB_OK);
     assert_true(a == T0 && b == T0 + 3600 * INT64_C(1000000));
-    assert_int_equal(sb_metrics_parse_timespan("2026-01-01T00:00:00Z/PT30M", now, &a, &b, err, sizeof err), SB_OK);
+    assert_int_equal(sb_metrics_parse_timespan("2026-01-01T00:00:00Z/PT30M", now, &a, &b, err, sizeof err),
+                     SB_OK);
     assert_true(a == T0 && b == T0 + 1800 * INT64_C(1000000));
-    assert_int_equal(sb_metrics_parse_timespan("PT30M/2026-01-01T00:30:00Z", now, &a, &b, err, sizeof err), SB_OK);
+    assert_int_equal(sb_metrics_parse_timespan("PT30M/2026-01-01T00:30:00Z", now, &a, &b, err, sizeof err),
+                     SB_OK);
     assert_true(a == T0 && b == T0 + 1800 * INT64_C(1000000));
     assert_int_equal(sb_metrics_parse_timespan("PT2H", now, &a, &b, err, sizeof err), SB_OK);
     assert_true(a == T0 && b == now);
-    assert_int_equal(sb_metrics_parse_timespan("2026-01-01T01:00:00Z/2026-01-01T00:00:00Z", now, &a, &b, err,
-                                               sizeof err),
-                     SB_EINVAL);
+    assert_int_equal(
+        sb_metrics_parse_timespan("2026-01-01T01:00:00Z/2026-01-01T00:00:00Z", now, &a, &b, err, sizeof err),
+        SB_EINVAL);
     assert_non_null(strstr(err, "end must be after"));
     assert_int_equal(sb_metrics_parse_timespan("yesterday", now, &a, &b, err, sizeof err), SB_EINVAL);
     assert_non_null(strstr(err, "'yesterday'"));
@@ -121,18 +150,21 @@ static void test_names_aggregations_orderby(void **state) {
     char err[512];
     sb_metrics_query q;
     memset(&q, 0, sizeof q);
-    assert_int_equal(sb_metrics_parse_names("MessageCount, connectioncount,MessageCount", &q, err, sizeof err), SB_OK);
+    assert_int_equal(
+        sb_metrics_parse_names("MessageCount, connectioncount,MessageCount", &q, err, sizeof err), SB_OK);
     assert_int_equal(q.nmetrics, 2); /* duplicates once, in the order asked */
     assert_int_equal(q.order[0], SB_METRIC_MESSAGE_COUNT);
     assert_int_equal(q.order[1], SB_METRIC_CONNECTION_COUNT);
     memset(&q, 0, sizeof q);
     assert_int_equal(sb_metrics_parse_names("Bogus", &q, err, sizeof err), SB_EINVAL);
-    assert_non_null(strstr(err, "Failed to find metric configuration for provider: Microsoft.SignalRService, "
-                                "resource Type: SignalR, metric: Bogus, Valid metrics: ConnectionCloseCount,"));
+    assert_non_null(strstr(err,
+                           "Failed to find metric configuration for provider: Microsoft.SignalRService, "
+                           "resource Type: SignalR, metric: Bogus, Valid metrics: ConnectionCloseCount,"));
     assert_int_equal(sb_metrics_parse_names(" , ,", &q, err, sizeof err), SB_EINVAL);
 
     unsigned aggs;
-    assert_int_equal(sb_metrics_parse_aggregations("Maximum,total, AVERAGE,none", &aggs, err, sizeof err), SB_OK);
+    assert_int_equal(sb_metrics_parse_aggregations("Maximum,total, AVERAGE,none", &aggs, err, sizeof err),
+                     SB_OK);
     assert_int_equal(aggs, (1u << SB_AGG_MAXIMUM) | (1u << SB_AGG_TOTAL) | (1u << SB_AGG_AVERAGE));
     assert_int_equal(sb_metrics_parse_aggregations("median", &aggs, err, sizeof err), SB_EINVAL);
     assert_non_null(strstr(err, "'median'"));
@@ -154,22 +186,25 @@ static void test_filter(void **state) {
     sb_dim_filter ep, cat;
     assert_int_equal(sb_metrics_parse_filter("Endpoint eq 'Client'", &ep, &cat, err, sizeof err), SB_OK);
     assert_true(ep.mode == SB_DIM_VALUES && ep.values == 1u << SB_EP_CLIENT && cat.mode == SB_DIM_AGGREGATE);
-    assert_int_equal(sb_metrics_parse_filter("endpoint EQ 'client' or Endpoint eq 'Server'", &ep, &cat, err,
-                                             sizeof err),
-                     SB_OK);
+    assert_int_equal(
+        sb_metrics_parse_filter("endpoint EQ 'client' or Endpoint eq 'Server'", &ep, &cat, err, sizeof err),
+        SB_OK);
     assert_true(ep.values == ((1u << SB_EP_CLIENT) | (1u << SB_EP_SERVER)));
-    assert_int_equal(sb_metrics_parse_filter("Endpoint eq '*' and ConnectionCloseCategory eq '*'", &ep, &cat, err,
-                                             sizeof err),
+    assert_int_equal(sb_metrics_parse_filter("Endpoint eq '*' and ConnectionCloseCategory eq '*'", &ep, &cat,
+                                             err, sizeof err),
                      SB_OK);
     assert_true(ep.mode == SB_DIM_SPLIT_ALL && cat.mode == SB_DIM_SPLIT_ALL);
-    assert_int_equal(sb_metrics_parse_filter("(ConnectionCloseCategory eq 'PingTimeout' or ConnectionCloseCategory "
-                                             "eq 'Normal') and (Endpoint eq 'Client')",
-                                             &ep, &cat, err, sizeof err),
-                     SB_OK);
-    assert_true(cat.mode == SB_DIM_VALUES && cat.values == ((1u << SB_CC_PING_TIMEOUT) | (1u << SB_CC_NORMAL)));
+    assert_int_equal(
+        sb_metrics_parse_filter("(ConnectionCloseCategory eq 'PingTimeout' or ConnectionCloseCategory "
+                                "eq 'Normal') and (Endpoint eq 'Client')",
+                                &ep, &cat, err, sizeof err),
+        SB_OK);
+    assert_true(cat.mode == SB_DIM_VALUES &&
+                cat.values == ((1u << SB_CC_PING_TIMEOUT) | (1u << SB_CC_NORMAL)));
     assert_true(ep.values == 1u << SB_EP_CLIENT);
-    assert_int_equal(sb_metrics_parse_filter("Endpoint eq 'Client' or Endpoint eq '*'", &ep, &cat, err, sizeof err),
-                     SB_OK);
+    assert_int_equal(
+        sb_metrics_parse_filter("Endpoint eq 'Client' or Endpoint eq '*'", &ep, &cat, err, sizeof err),
+        SB_OK);
     assert_true(ep.mode == SB_DIM_SPLIT_ALL);
 
     const struct {
@@ -200,8 +235,9 @@ static void test_filter(void **state) {
 
 /* Every prefix of a valid input, one byte longer each time: parsers must answer cleanly on all of them. */
 static void test_prefixes_byte_at_a_time(void **state) {
-    const char *filters[] = {"(Endpoint eq 'Client' or Endpoint eq 'Server') and ConnectionCloseCategory eq '*'",
-                             "ConnectionCloseCategory eq 'ServiceReload'"};
+    const char *filters[] = {
+        "(Endpoint eq 'Client' or Endpoint eq 'Server') and ConnectionCloseCategory eq '*'",
+        "ConnectionCloseCategory eq 'ServiceReload'"};
     char err[256], buf[256];
     for (size_t f = 0; f < 2; f++) {
         size_t n = strlen(filters[f]);
@@ -211,7 +247,8 @@ static void test_prefixes_byte_at_a_time(void **state) {
             sb_dim_filter ep, cat;
             int rc = sb_metrics_parse_filter(buf, &ep, &cat, err, sizeof err);
             assert_true(rc == SB_OK || rc == SB_EINVAL);
-            /* whole filters: all of it, and (first filter) its parenthesized head with or without the blank */
+            /* whole filters: all of it, and (first filter) its parenthesized head with or without the blank
+             */
             size_t head = f == 0 ? strlen("(Endpoint eq 'Client' or Endpoint eq 'Server')") : n;
             assert_int_equal(rc == SB_OK, k == n || k == head || k == head + 1);
         }
@@ -221,23 +258,26 @@ static void test_prefixes_byte_at_a_time(void **state) {
         size_t n = strlen(times[t]);
         for (size_t k = 0; k <= n; k++) {
             int64_t v;
-            int rc = t == 0 ? sb_metrics_parse_datetime(times[t], k, &v) : sb_metrics_parse_duration(times[t], k, &v);
+            int rc = t == 0 ? sb_metrics_parse_datetime(times[t], k, &v)
+                            : sb_metrics_parse_duration(times[t], k, &v);
             assert_true(rc == SB_OK || rc == SB_EINVAL);
         }
     }
 }
 
 static void test_route_match(void **state) {
-    const char *yes[] = {"/subscriptions/s/resourceGroups/rg/providers/Microsoft.SignalRService/SignalR/x/providers/"
-                         "Microsoft.Insights/metrics",
-                         "//subscriptions/s/resourceGroups/rg/providers/Microsoft.SignalRService/SignalR/x/providers/"
-                         "microsoft.insights/metricNamespaces",
-                         "/subscriptions/s/x/providers/MICROSOFT.INSIGHTS/METRICDEFINITIONS",
-                         "/subscriptions/s/metrics:getBatch", "/subscriptions/s/metrics%3AgetBatch"};
-    const char *no[] = {"/subscriptions/s/resourceGroups/rg/providers/Microsoft.SignalRService/SignalR/x",
-                        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.SignalRService/SignalR/x/providers/"
-                        "Microsoft.Insights/diagnosticSettings/metrics",
-                        "/subscriptions/s/metrics", ""};
+    const char *yes[] = {
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.SignalRService/SignalR/x/providers/"
+        "Microsoft.Insights/metrics",
+        "//subscriptions/s/resourceGroups/rg/providers/Microsoft.SignalRService/SignalR/x/providers/"
+        "microsoft.insights/metricNamespaces",
+        "/subscriptions/s/x/providers/MICROSOFT.INSIGHTS/METRICDEFINITIONS",
+        "/subscriptions/s/metrics:getBatch", "/subscriptions/s/metrics%3AgetBatch"};
+    const char *no[] = {
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.SignalRService/SignalR/x",
+        "/subscriptions/s/resourceGroups/rg/providers/Microsoft.SignalRService/SignalR/x/providers/"
+        "Microsoft.Insights/diagnosticSettings/metrics",
+        "/subscriptions/s/metrics", ""};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         assert_true(sb_metrics_api_match(sb_slice_make(yes[i], strlen(yes[i]))));
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
@@ -256,7 +296,8 @@ static sb_metrics_minute *add_minute(int64_t k) {
     return m;
 }
 
-static void query(sb_metrics_query *q, const char *names, const char *from, const char *to, int64_t interval) {
+static void query(sb_metrics_query *q, const char *names, const char *from, const char *to,
+                  int64_t interval) {
     char err[256];
     memset(q, 0, sizeof *q);
     q->top = 10;
@@ -313,7 +354,8 @@ static void test_render_buckets_and_shape(void **state) {
     assert_string_equal(json_string_value(json_object_get(m0, "id")),
                         RID "/providers/Microsoft.Insights/metrics/MessageCount");
     assert_string_equal(json_string_value(json_object_get(m0, "type")), "Microsoft.Insights/metrics");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(m0, "name"), "value")), "MessageCount");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m0, "name"), "value")),
+                        "MessageCount");
     assert_string_equal(json_string_value(json_object_get(json_object_get(m0, "name"), "localizedValue")),
                         "Message Count");
     assert_string_equal(json_string_value(json_object_get(m0, "unit")), "Count");
@@ -389,9 +431,10 @@ static void test_render_dimensions(void **state) {
     json_decref(v);
 
     /* Endpoint eq '*': the values with data, in dimension order, with lower-cased dimension names */
-    query(&q, "ConnectionCloseCount,ConnectionCount,InboundTraffic", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z",
-          1);
-    assert_int_equal(sb_metrics_parse_filter("Endpoint eq '*'", &q.endpoint, &q.category, err, sizeof err), SB_OK);
+    query(&q, "ConnectionCloseCount,ConnectionCount,InboundTraffic", "2026-01-01T00:00:00Z",
+          "2026-01-01T00:01:00Z", 1);
+    assert_int_equal(sb_metrics_parse_filter("Endpoint eq '*'", &q.endpoint, &q.category, err, sizeof err),
+                     SB_OK);
     v = render(&q);
     json_t *ts = json_object_get(json_array_get(v, 0), "timeseries");
     assert_int_equal(json_array_size(ts), 2); /* LiveTrace has no data */
@@ -410,10 +453,11 @@ static void test_render_dimensions(void **state) {
 
     /* listed values appear even without data; both dimensions split */
     query(&q, "ConnectionCloseCount", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", 1);
-    assert_int_equal(sb_metrics_parse_filter("Endpoint eq 'Client' and (ConnectionCloseCategory eq 'Normal' or "
-                                             "ConnectionCloseCategory eq 'SlowClient')",
-                                             &q.endpoint, &q.category, err, sizeof err),
-                     SB_OK);
+    assert_int_equal(
+        sb_metrics_parse_filter("Endpoint eq 'Client' and (ConnectionCloseCategory eq 'Normal' or "
+                                "ConnectionCloseCategory eq 'SlowClient')",
+                                &q.endpoint, &q.category, err, sizeof err),
+        SB_OK);
     v = render(&q);
     ts = json_object_get(json_array_get(v, 0), "timeseries");
     assert_int_equal(json_array_size(ts), 2);
@@ -426,9 +470,9 @@ static void test_render_dimensions(void **state) {
 
     /* ConnectionCloseCategory eq '*' alone: endpoints aggregated away */
     query(&q, "ConnectionCloseCount", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", 1);
-    assert_int_equal(sb_metrics_parse_filter("ConnectionCloseCategory eq '*'", &q.endpoint, &q.category, err,
-                                             sizeof err),
-                     SB_OK);
+    assert_int_equal(
+        sb_metrics_parse_filter("ConnectionCloseCategory eq '*'", &q.endpoint, &q.category, err, sizeof err),
+        SB_OK);
     v = render(&q);
     ts = json_object_get(json_array_get(v, 0), "timeseries");
     assert_int_equal(json_array_size(ts), 3);
@@ -462,8 +506,8 @@ static void test_render_limits(void **state) {
     sb_buf_init(&out);
     /* 93 days at PT1M split by both dimensions: far beyond the point limit */
     query(&q, "ConnectionCloseCount", "2026-01-01T00:00:00Z", "2026-04-04T00:00:00Z", 1);
-    assert_int_equal(sb_metrics_parse_filter("Endpoint eq '*' and ConnectionCloseCategory eq '*'", &q.endpoint,
-                                             &q.category, err, sizeof err),
+    assert_int_equal(sb_metrics_parse_filter("Endpoint eq '*' and ConnectionCloseCategory eq '*'",
+                                             &q.endpoint, &q.category, err, sizeof err),
                      SB_OK);
     assert_int_equal(sb_metrics_render(&q, minutes, nminutes, RID, &out, err, sizeof err), SB_E2BIG);
     assert_non_null(strstr(err, "data points"));

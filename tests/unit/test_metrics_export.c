@@ -42,7 +42,9 @@ static uv_loop_t loop;
 static char tmpdir[256];
 static int64_t day0;
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) { return remove(p); }
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    return remove(p);
+}
 
 static void set(const char *name, const char *value) {
     char err[256];
@@ -91,8 +93,9 @@ static void apply(int logs, int metrics) {
     snprintf(d->name, sizeof d->name, "m1");
     d->storage_account_id = sb_strdup("/subscriptions/sub-1/resourceGroups/rg1/providers/Microsoft.Storage/"
                                       "storageAccounts/local");
-    d->workspace_id = sb_strdup("/subscriptions/sub-1/resourceGroups/rg1/providers/Microsoft.OperationalInsights/"
-                                "workspaces/local");
+    d->workspace_id =
+        sb_strdup("/subscriptions/sub-1/resourceGroups/rg1/providers/Microsoft.OperationalInsights/"
+                  "workspaces/local");
     d->logs_all = logs;
     d->metrics = metrics;
     sb_diag_apply_settings(&srv, &s);
@@ -155,13 +158,14 @@ static void test_rows_in_workspace_and_archive(void **state) {
     sqlite3 *db = open_workspace();
     char *when = time_text(minute);
     sqlite3_stmt *st;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT MetricName, Total, Count, Maximum, Minimum, Average, UnitName, "
-                                        "TimeGrain, ResourceId, _ResourceId, ResourceProvider, Resource, "
-                                        "ResourceGroup, SubscriptionId, Type FROM AzureMetrics WHERE "
-                                        "TimeGenerated = ?1 ORDER BY MetricName",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_prepare_v2(db,
+                           "SELECT MetricName, Total, Count, Maximum, Minimum, Average, UnitName, "
+                           "TimeGrain, ResourceId, _ResourceId, ResourceProvider, Resource, "
+                           "ResourceGroup, SubscriptionId, Type FROM AzureMetrics WHERE "
+                           "TimeGenerated = ?1 ORDER BY MetricName",
+                           -1, &st, NULL),
+        SQLITE_OK);
     sqlite3_bind_text(st, 1, when, -1, SQLITE_STATIC);
     static const struct {
         const char *name;
@@ -184,9 +188,11 @@ static void test_rows_in_workspace_and_archive(void **state) {
         assert_string_equal((const char *)sqlite3_column_text(st, 0), want[n].name);
         assert_string_equal((const char *)sqlite3_column_text(st, 6), want[n].unit);
         assert_string_equal((const char *)sqlite3_column_text(st, 7), "PT1M");
-        assert_string_equal((const char *)sqlite3_column_text(st, 8), "/SUBSCRIPTIONS/SUB-1/RESOURCEGROUPS/RG1/"
-                                                                     "PROVIDERS/MICROSOFT.SIGNALRSERVICE/SIGNALR/HUB1");
-        assert_string_equal((const char *)sqlite3_column_text(st, 9), (const char *)sqlite3_column_text(st, 8));
+        assert_string_equal((const char *)sqlite3_column_text(st, 8),
+                            "/SUBSCRIPTIONS/SUB-1/RESOURCEGROUPS/RG1/"
+                            "PROVIDERS/MICROSOFT.SIGNALRSERVICE/SIGNALR/HUB1");
+        assert_string_equal((const char *)sqlite3_column_text(st, 9),
+                            (const char *)sqlite3_column_text(st, 8));
         assert_string_equal((const char *)sqlite3_column_text(st, 10), "MICROSOFT.SIGNALRSERVICE");
         assert_string_equal((const char *)sqlite3_column_text(st, 11), "HUB1");
         assert_string_equal((const char *)sqlite3_column_text(st, 12), "RG1");
@@ -200,8 +206,8 @@ static void test_rows_in_workspace_and_archive(void **state) {
         } else if (strcmp(want[n].name, "ConnectionQuotaUtilization") == 0) {
             assert_true(max > 0 && max < 0.01); /* 4 of 100,000 at most */
         } else {
-            if (fabs(total - want[n].total) > 1e-9 || count != want[n].count || fabs(max - want[n].max) > 1e-9 ||
-                fabs(min - want[n].min) > 1e-9)
+            if (fabs(total - want[n].total) > 1e-9 || count != want[n].count ||
+                fabs(max - want[n].max) > 1e-9 || fabs(min - want[n].min) > 1e-9)
                 fail_msg("%s: total %g count %g max %g min %g", want[n].name, total, count, max, min);
             assert_true(fabs(avg - total / count) < 1e-9);
         }
@@ -213,10 +219,11 @@ static void test_rows_in_workspace_and_archive(void **state) {
     sqlite3_close(db);
 
     /* the archive: same rows, Azure's metrics archive shape, under insights-metrics-pt1m */
-    char *cmd = sb_asprintf("cat %s/storage/local/" SB_CONTAINER_METRICS "/resourceId=/SUBSCRIPTIONS/SUB-1/"
-                            "RESOURCEGROUPS/RG1/PROVIDERS/MICROSOFT.SIGNALRSERVICE/SIGNALR/HUB1/y=*/m=*/d=*/h=*/"
-                            "m=00/PT1H.json 2>/dev/null",
-                            tmpdir);
+    char *cmd =
+        sb_asprintf("cat %s/storage/local/" SB_CONTAINER_METRICS "/resourceId=/SUBSCRIPTIONS/SUB-1/"
+                    "RESOURCEGROUPS/RG1/PROVIDERS/MICROSOFT.SIGNALRSERVICE/SIGNALR/HUB1/y=*/m=*/d=*/h=*/"
+                    "m=00/PT1H.json 2>/dev/null",
+                    tmpdir);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     char line[2048];
@@ -227,8 +234,8 @@ static void test_rows_in_workspace_and_archive(void **state) {
         if (!j)
             fail_msg("archive line is not JSON: %s", line);
         assert_int_equal(json_object_size(j), 9);
-        const char *keys[] = {"count", "total", "minimum", "maximum", "average", "resourceId", "time",
-                              "metricName", "timeGrain"};
+        const char *keys[] = {"count",      "total", "minimum",    "maximum",  "average",
+                              "resourceId", "time",  "metricName", "timeGrain"};
         for (size_t k = 0; k < 9; k++)
             assert_non_null(json_object_get(j, keys[k]));
         assert_string_equal(json_string_value(json_object_get(j, "timeGrain")), "PT1M");
@@ -304,7 +311,8 @@ static void job(void *arg) {
 static void test_writer_jobs_and_reopen(void **state) {
     int *arg = sb_malloc(sizeof *arg);
     *arg = 1;
-    assert_int_equal(sb_diag_run_on_writer(&srv, job, arg), SB_ECLOSED); /* no pipeline: the caller keeps arg */
+    assert_int_equal(sb_diag_run_on_writer(&srv, job, arg),
+                     SB_ECLOSED); /* no pipeline: the caller keeps arg */
     assert_int_equal(sb_diag_start(&srv), SB_OK);
     assert_int_equal(sb_diag_run_on_writer(&srv, job, arg), SB_OK);
     for (int i = 0; i < 200 && atomic_load(&job_runs) == 0; i++)
@@ -327,8 +335,9 @@ static void test_writer_jobs_and_reopen(void **state) {
     assert_int_equal(atomic_load(&job_runs), 101);
     sb_diag_reopen(&srv); /* no pipeline: nothing happens */
     sqlite3 *db = open_workspace();
-    assert_int_equal(count_rows(db, "SELECT count(DISTINCT TimeGenerated) FROM AzureMetrics WHERE MetricName = "
-                                    "'InboundTraffic' AND Total = 500"),
+    assert_int_equal(count_rows(db,
+                                "SELECT count(DISTINCT TimeGenerated) FROM AzureMetrics WHERE MetricName = "
+                                "'InboundTraffic' AND Total = 500"),
                      2);
     sqlite3_close(db);
 }

@@ -29,7 +29,9 @@ static sb_server srv;
 static uv_loop_t loop;
 static char tmpdir[256];
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) { return remove(p); }
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    return remove(p);
+}
 
 static void set(const char *name, const char *value) {
     char err[256];
@@ -118,7 +120,8 @@ static void test_unit_steps(void **state) {
     assert_int_equal(check("Standard", "15", err, sizeof err), SB_EINVAL);
     assert_string_equal(err, "units: 15 is not valid for tier Standard; valid: 1-10, 20, 30, ..., 100");
     assert_int_equal(check("Premium", "150", err, sizeof err), SB_EINVAL);
-    assert_string_equal(err, "units: 150 is not valid for tier Premium; valid: 1-10, 20, 30, ..., 100, 200, 300, ..., 1000");
+    assert_string_equal(
+        err, "units: 150 is not valid for tier Premium; valid: 1-10, 20, 30, ..., 100, 200, 300, ..., 1000");
     assert_int_equal(check("Free", "2", err, sizeof err), SB_EINVAL);
     assert_non_null(strstr(err, "exactly 1 unit"));
     assert_int_equal(check("Free", "0", err, sizeof err), SB_OK);
