@@ -70,6 +70,10 @@ enum sb_service_mode { SB_MODE_DEFAULT = 0, SB_MODE_SERVERLESS = 1 };
       "Log records waiting for the writer thread before new ones are dropped (and counted)")                   \
     X(max_diagnostic_clients, INT, "100", 0, 100000, NULL,                                                     \
       "Concurrent diagnostic clients; the next one gets 429 Too Many Requests")                               \
+    X(workspace_retention_days, INT, "30", 0, 3650, NULL,                                                       \
+      "Days workspace tables SignalRServiceDiagnosticLogs and AzureMetrics keep rows (0: forever)")            \
+    X(activity_retention_days, INT, "90", 0, 3650, NULL,                                                        \
+      "Days the activity log is kept: table AzureActivity and the built-in activity store (0: forever)")       \
     X(max_connections, INT, "0", 0, 10000000, NULL,                                                             \
       "Hard cap on client connections (0: no cap beyond the tier quota)")                                      \
     X(tier, ENUM, "Standard", 0, 0, "Free|Standard|Premium",                                                    \

@@ -76,7 +76,6 @@
 #define DRAIN_LIMIT_US INT64_C(3000000)
 #define DROP_REPORT_INTERVAL_US INT64_C(1000000)
 #define CHUNK_RECORDS 8192 /* records per write+flush: bounds a sink's staging memory */
-#define ACTIVITY_RETENTION_DAYS 90
 
 /* ---- sink registry ---------------------------------------------------------------------------- */
 
@@ -133,6 +132,7 @@ typedef struct writer_job {
 struct sb_diag {
     /* copied at start, immutable: the writer never reads sb_server */
     char *data_dir, *resource_id, *location, *subscription_id, *resource_group;
+    int workspace_retention_days, activity_retention_days; /* from the config table */
     char *storage_accounts, *workspaces, *settings_path;
     size_t max_records;
 
@@ -442,11 +442,12 @@ static int dest_open(sb_diag *d, dest *x) {
     int retention = 0;
     if (x->kind == DEST_ACTIVITY_STORE) {
         path = sb_asprintf("%s/activitylog", d->data_dir);
-        retention = ACTIVITY_RETENTION_DAYS;
+        retention = d->activity_retention_days;
     } else if (x->kind == DEST_STORAGE) {
         path = sb_asprintf("%s/storage/%s", d->data_dir, x->name);
     } else {
         path = sb_asprintf("%s/workspaces/%s.db", d->data_dir, x->name);
+        retention = d->workspace_retention_days;
     }
     sb_sink_config c = {
         .name = x->name,
@@ -456,6 +457,7 @@ static int dest_open(sb_diag *d, dest *x) {
         .resource_group = d->resource_group,
         .location = d->location,
         .retention_days = retention,
+        .activity_retention_days = d->activity_retention_days,
     };
     memset(&x->sink, 0, sizeof x->sink);
     x->sink.vt = x->vt;
@@ -762,6 +764,8 @@ int sb_diag_start(sb_server *srv) {
     const sb_config *c = &srv->cfg;
     sb_diag *d = sb_calloc(1, sizeof *d);
     d->data_dir = sb_strdup(c->data_dir);
+    d->workspace_retention_days = (int)c->workspace_retention_days;
+    d->activity_retention_days = (int)c->activity_retention_days;
     d->resource_id =
         srv->resource_id[0]
             ? sb_strdup(srv->resource_id)

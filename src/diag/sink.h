@@ -46,7 +46,8 @@ typedef struct sb_sink_config {
     const char *subscription_id;
     const char *resource_group;
     const char *location;
-    int retention_days; /* archive: delete hour folders older than this (0 = keep forever) */
+    int retention_days; /* archive: delete hour folders older than this; workspace: log and metric rows (0 = forever) */
+    int activity_retention_days; /* workspace: AzureActivity rows (0 = keep forever) */
 } sb_sink_config;
 
 typedef struct sb_sink sb_sink;

@@ -37,6 +37,7 @@
 
 #include "diag/names.h"
 #include "diag/sink.h"
+#include "kql/kql.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -107,6 +108,8 @@ typedef struct workspace {
     char *resource_name_upper, *resource_group_upper;
     int in_txn;
     sb_buf time_text;
+    int log_retention_days, activity_retention_days;
+    int64_t next_retention_us; /* when rows past their retention are deleted next */
 } workspace;
 
 static int db_fail(sb_sink *s, workspace *w, const char *what) {
@@ -143,6 +146,8 @@ static int check_schema_version(sb_sink *s, workspace *w) {
 static int workspace_open(sb_sink *s, const sb_sink_config *c) {
     workspace *w = sb_calloc(1, sizeof *w);
     s->impl = w;
+    w->log_retention_days = c->retention_days;
+    w->activity_retention_days = c->activity_retention_days;
     w->resource_id_upper = sb_strdup(c->resource_id);
     for (char *p = w->resource_id_upper; *p; p++)
         if (*p >= 'a' && *p <= 'z')
@@ -330,11 +335,26 @@ static void workspace_close(sb_sink *s) {
     s->impl = NULL;
 }
 
+/*
+ * Table retention, once an hour on the writer thread and never inside a batch
+ * transaction: rows older than their table's retention are deleted in small
+ * batches (each its own transaction), so readers and the next batch never wait
+ * long.
+ */
+static void workspace_tick(sb_sink *s, int64_t now_us) {
+    workspace *w = s->impl;
+    if (!w || !w->db || w->in_txn || now_us < w->next_retention_us)
+        return;
+    w->next_retention_us = now_us + (int64_t)3600 * 1000000;
+    if (w->log_retention_days > 0 || w->activity_retention_days > 0)
+        sb_kql_enforce_retention(w->db, now_us, w->log_retention_days, w->activity_retention_days, 1000, 50);
+}
+
 const sb_sink_vtable sb_sink_workspace = {
     .name = "workspace",
     .open = workspace_open,
     .write = workspace_write,
     .flush = workspace_flush,
-    .tick = NULL,
+    .tick = workspace_tick,
     .close = workspace_close,
 };
