@@ -30,7 +30,7 @@ for src in "$@"; do
     n=$((n + 1))
     if "$out/$name" -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=fuzz/crashes/ \
         "$work" "$corpus" >"$out/$name.log" 2>&1; then
-        echo "fuzz: $name ok ($(grep -Eo 'stat::number_of_executed_runs: *[0-9]+' "$out/$name.log" | grep -Eo '[0-9]+$' || echo '?') runs)"
+        echo "fuzz: $name ok ($(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$out/$name.log" | grep -Eo '[0-9]+$' || echo '?') runs)"
     else
         echo "fuzz: $name FAILED"; tail -40 "$out/$name.log"; fail=$((fail + 1))
     fi
