@@ -5,7 +5,8 @@
 #   make run        install deps, build, start the service on the embedded defaults
 #   make test       install deps, build, unit + integration tests, then the whole
 #                   suite again under ASan+UBSan, then a short fuzz smoke run
-#   make bench      benchmarks (bench/)
+#   make bench      benchmarks side by side with nginx+nchan -> bench/RESULTS.md (bench/)
+#   make bench-kql  KQL query times over 10 million rows
 #   make fuzz       longer libFuzzer runs of every fuzz target
 #   make format     clang-format the sources
 #
@@ -39,7 +40,7 @@ APP_OBJS  := $(APP_SRCS:%.c=$(BUILD)/obj/%.o)
 DEPS      := $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d)
 
 SHELL := /bin/bash
-.PHONY: docs-check all run test unit integration asan replay fuzz fuzz-smoke bench deps format clean
+.PHONY: docs-check all run test unit integration asan replay fuzz fuzz-smoke bench bench-kql bench-smoke deps format clean
 all: $(BUILD)/switchboard $(BUILD)/switchboard-appserver $(TOOL_BINS)
 
 $(BUILD)/obj/%.o: %.c
@@ -104,19 +105,36 @@ docs-check: all
 	    || { echo "docs/CONFIG.md is stale: regenerate it with 'switchboard config docs'"; exit 1; }
 
 test: deps
-	@$(MAKE) --no-print-directory all docs-check unit integration
+	@$(MAKE) --no-print-directory all docs-check unit integration bench-smoke
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory fuzz-smoke
 	@echo "make test: all stages passed"
 
+# The load generator (C, epoll) and the KQL timing tool; `make bench` writes bench/RESULTS.md.
+LOADGEN_SRCS := $(sort $(wildcard bench/lg/*.c))
+bench/loadgen: $(LOADGEN_SRCS) bench/lg/loadgen.h $(BUILD)/libswitchboard.a
+	$(CC) $(CFLAGS) -o $@ $(LOADGEN_SRCS) $(BUILD)/libswitchboard.a $(LDFLAGS) $(LIBS)
+
+$(BUILD)/bench/kql_bench: bench/kql_bench.c $(BUILD)/libswitchboard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libswitchboard.a $(LDFLAGS) $(LIBS)
+
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all bench/loadgen
 	@bench/run.sh
+
+# KQL over 10 million generated rows (about 3 minutes, most of it filling the table).
+bench-kql: all $(BUILD)/bench/kql_bench
+	./$(BUILD)/bench/kql_bench
+
+bench-smoke: all bench/loadgen
+	@bench/run.sh --smoke
 
 format:
 	clang-format -i $$(find src tests/unit tests/tools fuzz bench -name '*.[ch]')
 
 clean:
 	rm -rf build
+	rm -f bench/loadgen
 
 -include $(DEPS)

@@ -5,6 +5,8 @@
 #                           rounds; medians and Switchboard/nchan ratios go to bench/RESULTS.md
 #   bench/run.sh --smoke    ~10 s check for `make test`: the load generator's self-test, then a
 #                           small broadcast against Switchboard that must lose nothing
+#   bench/run.sh --report FILE   rewrite the report from the raw results of an earlier run (the
+#                           results.txt that BENCH_KEEP=1 leaves, or the block at the end of RESULTS.md)
 #
 # Every run starts a fresh server (Switchboard, its app server for default-mode cases, or nginx
 # with bench/nchan.conf.in) on a free loopback port in a private temporary directory, drives it
@@ -16,7 +18,8 @@
 # build/ and bench/loadgen), BENCH_ROUNDS (3), BENCH_DURATION (seconds of publishing per run, 5),
 # BENCH_CASES (space-separated case names, default all), BENCH_OUT (bench/RESULTS.md),
 # BENCH_BUDGET (seconds; runs that would start after it are skipped and reported, 840),
-# BENCH_PIN=1 (server on CPU 1, load generator on CPU 0), BENCH_KEEP=1 (keep the work dir).
+# BENCH_PIN=1 (server on CPU 1, load generator on CPU 0), BENCH_KEEP=1 (keep the work dir),
+# BENCH_SB_DESC (how the report names the Switchboard build when SWITCHBOARD_BIN is given).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,10 +34,18 @@ OUT=${BENCH_OUT:-$ROOT/bench/RESULTS.md}
 BUDGET=${BENCH_BUDGET:-840}
 KEY=bench0123456789abcdefghijklmnopqrstuvwxyzABCDEFGH
 SMOKE=0
-[ "${1:-}" = "--smoke" ] && SMOKE=1
+REPORT_ONLY=""
+case "${1:-}" in
+--smoke) SMOKE=1 ;;
+--report) REPORT_ONLY=${2:?--report takes the raw results file} ;;
+"") ;;
+*) echo "usage: bench/run.sh [--smoke | --report RESULTS_TXT]" >&2; exit 2 ;;
+esac
 
 die() { echo "bench: $*" >&2; exit 1; }
-for b in "$SB_BIN" "$LG"; do [ -x "$b" ] || die "$b is missing: build it first (make all bench/loadgen)"; done
+if [ -z "$REPORT_ONLY" ]; then
+    for b in "$SB_BIN" "$LG"; do [ -x "$b" ] || die "$b is missing: build it first (make all bench/loadgen)"; done
+fi
 WORK=$(mktemp -d /tmp/switchboard-bench.XXXXXX)
 PIDS=()
 cleanup() {
@@ -261,56 +272,99 @@ LOGS_CASE="logs|Broadcast, 1,000 subscribers, 64 B, flat out, every REST send tr
 
 wanted() { [ -z "${BENCH_CASES:-}" ] || [[ " $BENCH_CASES " == *" $1 "* ]]; }
 budget_left() { [ $((SECONDS - START)) -lt "$BUDGET" ]; }
-SKIPPED=()
 
-ensure_nchan
-[ "$NCHAN_OK" = 1 ] || echo "bench: $NCHAN_WHY; Switchboard runs alone" >&2
+# Facts the report needs besides the RESULT lines, kept in the raw results as "#meta KEY VALUE".
+meta_put() { echo "#meta $1 $2" >>"$RESULTS"; }
+meta() { sed -n "s/^#meta $1 //p" "$RESULTS" | tail -1; }
 
-for round in $(seq "$ROUNDS"); do
-    for c in "${CASES[@]}"; do
-        IFS='|' read -r name desc mode common sbonly ngargs <<<"$c"
-        wanted "$name" || continue
-        if ! budget_left; then SKIPPED+=("$name round $round"); continue; fi
-        # A B A B: the servers alternate run by run, so slow drifts in the machine's load hit both alike
-        for target in switchboard nchan; do
-            if [ "$target" = switchboard ]; then
-                # shellcheck disable=SC2086
-                run_one "$name" "$round" switchboard "$mode" run --duration "$DUR" $common $sbonly
-            elif [ "$NCHAN_OK" = 1 ] && [ "${ngargs:0:1}" != "=" ]; then
-                # shellcheck disable=SC2086
-                run_one "$name" "$round" nchan - run --duration "$DUR" $common $ngargs
-            fi
-        done
-    done
-    if wanted logs; then
-        IFS='|' read -r name desc mode common <<<"$LOGS_CASE"
-        if budget_left; then
-            for tag in off on; do
-                logargs=()
-                [ "$tag" = on ] && logargs=(--logs --logs-dir @DATA@/storage)
-                # shellcheck disable=SC2086
-                run_one logs "$round" switchboard serverless "$tag" --duration "$DUR" $common "${logargs[@]}"
-            done
-        else
-            SKIPPED+=("logs round $round")
-        fi
+run_standard_set() {
+    ensure_nchan
+    [ "$NCHAN_OK" = 1 ] || echo "bench: $NCHAN_WHY; Switchboard runs alone" >&2
+    local sb_desc
+    if [ -n "${SWITCHBOARD_BIN:-}" ]; then
+        sb_desc=${BENCH_SB_DESC:-"the binaries named by SWITCHBOARD_BIN / SWITCHBOARD_APPSERVER"}
+    else
+        sb_desc="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '(no git)')$(git -C "$ROOT" diff --quiet HEAD -- src appserver 2>/dev/null || echo ' with uncommitted changes')"
     fi
-done
+    meta_put switchboard "$sb_desc"
+    meta_put cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores online"
+    meta_put memory "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    meta_put kernel "$(uname -r)"
+    meta_put peer "$(nginx -v 2>&1 | sed 's/^nginx version: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'), worker_processes 1"
+    [ "$NCHAN_OK" = 1 ] || meta_put nchan_missing "$NCHAN_WHY"
+    meta_put load_before "$LOAD_AT_START"
+    meta_put rounds "$ROUNDS"
+    meta_put duration "$DUR"
+    [ ${#PIN_SERVER[@]} -gt 0 ] && meta_put pinned "server CPU 1, load generator CPU 0"
+    local round c name desc mode common sbonly ngargs target tag logargs
+    for round in $(seq "$ROUNDS"); do
+        for c in "${CASES[@]}"; do
+            IFS='|' read -r name desc mode common sbonly ngargs <<<"$c"
+            wanted "$name" || continue
+            if ! budget_left; then meta_put skipped "$name round $round"; continue; fi
+            # A B A B: the servers alternate run by run, so slow drifts in the machine's load hit both alike
+            for target in switchboard nchan; do
+                if [ "$target" = switchboard ]; then
+                    # shellcheck disable=SC2086
+                    run_one "$name" "$round" switchboard "$mode" run --duration "$DUR" $common $sbonly
+                elif [ "$NCHAN_OK" = 1 ] && [ "${ngargs:0:1}" != "=" ]; then
+                    # shellcheck disable=SC2086
+                    run_one "$name" "$round" nchan - run --duration "$DUR" $common $ngargs
+                fi
+            done
+        done
+        if wanted logs; then
+            IFS='|' read -r name desc mode common <<<"$LOGS_CASE"
+            if budget_left; then
+                for tag in off on; do
+                    logargs=()
+                    [ "$tag" = on ] && logargs=(--logs --logs-dir @DATA@/storage)
+                    # shellcheck disable=SC2086
+                    run_one logs "$round" switchboard serverless "$tag" --duration "$DUR" $common "${logargs[@]}"
+                done
+            else
+                meta_put skipped "logs round $round"
+            fi
+        fi
+    done
+    meta_put load_after "$(cut -d' ' -f1-3 /proc/loadavg)"
+    meta_put finished "$(date -u +%Y-%m-%dT%H:%MZ)"
+    meta_put elapsed "$((SECONDS - START))"
+}
 
 # ---- report -----------------------------------------------------------------------------------
 
 # values CASE TARGET TAG KEY: the key's values over the rounds (runs without a RESULT are skipped)
 values() {
     awk -v c="$1" -v t="$2" -v g="$3" -v k="$4" '
+        /^#/ { next }
         { delete f; for (i = 1; i <= NF; i++) { n = index($i, "="); if (n) f[substr($i, 1, n - 1)] = substr($i, n + 1) } }
         f["case"] == c && f["target"] == t && f["tag"] == g && (k in f) { print f[k] }' "$RESULTS"
 }
 # median of the values on stdin; "-" if none
 median() { sort -g | awk '{ v[NR] = $1 } END { if (!NR) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 med() { values "$@" | median; }
+worst() { values "$@" | sort -g | awk '{ w = $1 } END { print NR ? w : "-" }'; }
 # ratio A B with 2 decimals; "-" when either is missing or B is 0
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b + 0 == 0) print "-"; else printf "%.2f", a / b }'; }
-fmt() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else if (v + 0 >= 1e6) printf "%.2fM", v / 1e6; else if (v + 0 >= 1e4) printf "%.1fk", v / 1e3; else if (v + 0 >= 100) printf "%.0f", v; else printf "%.2g", v }'; }
+# a rate or size, 3 significant digits
+fmt() { awk -v v="$1" 'BEGIN { if (v == "-" || v == "") print "-"; else if (v + 0 >= 1e6) printf "%.2fM", v / 1e6; else if (v + 0 >= 1e4) printf "%.1fk", v / 1e3; else if (v + 0 >= 100) printf "%.0f", v; else printf "%.2g", v }'; }
+ms() { awk -v v="$1" 'BEGIN { if (v == "-") print "-"; else printf "%.1f", v / 1000 }'; }
+# FORMATTER CASE TARGET TAG KEY: the median with the range over the rounds, "761.7k (472.2k-792.8k)"
+spread_with() {
+    local f=$1 v n
+    shift
+    v=$(values "$@" | sort -g)
+    [ -n "$v" ] || { echo "-"; return; }
+    n=$(echo "$v" | wc -l)
+    if [ "$n" -gt 1 ]; then
+        echo "$($f "$(echo "$v" | median)") ($($f "$(echo "$v" | head -1)")-$($f "$(echo "$v" | tail -1)"))"
+    else
+        $f "$v"
+    fi
+}
+spread() { spread_with fmt "$@"; }
+lat() { echo "$(ms "$(med "$@" p50_us)") / $(ms "$(med "$@" p99_us)") / $(ms "$(med "$@" max_us)")"; }
 pass() { if [ "$1" = "-" ]; then echo "n/a"; elif awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { exit !((op == ">=" && v + 0 >= t + 0) || (op == "<=" && v + 0 <= t + 0)) }'; then echo "**met**"; else echo "**not met**"; fi; }
 
 ng_case() { # the case whose nchan runs a case compares with
@@ -322,31 +376,33 @@ ng_case() { # the case whose nchan runs a case compares with
     echo "$name"
 }
 
-{
+has_case() { grep -q "^case=$1 " "$RESULTS"; }
+
+write_report() {
+    local rounds dur sb ng r loss res open off on recs exp c name desc ngc tag k key label s
+    rounds=$(meta rounds)
+    dur=$(meta duration)
     echo "# Benchmark results"
     echo
-    echo "Written by \`make bench\` (bench/run.sh) on $(date -u +%Y-%m-%dT%H:%MZ) in $((SECONDS - START)) s;"
-    if [ -n "${SWITCHBOARD_BIN:-}" ]; then
-        echo "Switchboard: the binaries named by SWITCHBOARD_BIN / SWITCHBOARD_APPSERVER; the tree is at $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '(no git)')."
-    else
-        echo "Switchboard $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '(no git)')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' with uncommitted changes')."
-    fi
+    echo "Written by \`make bench\` (bench/run.sh), finished $(meta finished) after $(meta elapsed) s. Switchboard: $(meta switchboard)."
     echo
     echo "## Machine"
     echo
-    echo "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores online"
-    echo "- Memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo); kernel $(uname -r)"
-    echo "- Peer: $(nginx -v 2>&1 | sed 's/^nginx version: //'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?'), worker_processes 1"
-    [ "$NCHAN_OK" = 1 ] || echo "- **nchan was not run: $NCHAN_WHY.**"
-    echo "- Load averages (1, 5, 15 min): $LOAD_AT_START before the bench, $(cut -d' ' -f1-3 /proc/loadavg) after it (the bench itself keeps about 2 busy); server and load generator share the $(nproc) cores$([ ${#PIN_SERVER[@]} -gt 0 ] && echo ' (pinned: server CPU 1, load generator CPU 0)')"
-    echo
-    echo "## Method"
-    echo
+    echo "- CPU: $(meta cpu)"
+    echo "- Memory: $(meta memory); kernel $(meta kernel)"
+    echo "- Peer: $(meta peer)"
+    [ -n "$(meta nchan_missing)" ] && echo "- **nchan was not run: $(meta nchan_missing).**"
+    echo "- Load averages (1, 5, 15 min): $(meta load_before) before the bench, $(meta load_after) after it (the bench itself keeps about 2 busy)."
+    echo "  Server and load generator share the cores$([ -n "$(meta pinned)" ] && echo " (pinned: $(meta pinned))"); other work on the machine shows as"
+    echo "  server CPU under 100 % in flat-out runs and as the spread between rounds given in parentheses."
     cat <<EOF
+
+## Method
+
 One process of each server (Switchboard: one event loop plus its log writer thread; nginx: one worker) is started
-fresh for every run on loopback and driven by bench/loadgen (C, one epoll thread). Each case runs $ROUNDS times, the
-servers alternating run by run (A B A B); figures are medians, ratios are Switchboard's median over nchan's.
-Publishing lasts $DUR s per run.
+fresh for every run on loopback and driven by bench/loadgen (C, one epoll thread). Each case runs $rounds times, the
+servers alternating run by run (A B A B); figures are medians (with the range over the rounds where it matters),
+ratios are Switchboard's median over nchan's. Publishing lasts $dur s per run.
 
 - Every message carries its send time and a sequence number. Latency runs from just before the publish is written
   to the kernel's receive timestamp on the subscriber's socket. Loss = deliveries owed by accepted publishes -
@@ -359,20 +415,20 @@ Publishing lasts $DUR s per run.
   divides by it: it is the figure least disturbed by other work on the machine.
 - RSS per connection = (RSS with every connection open - RSS before the first connect) / connections.
 - Switchboard runs in serverless mode (REST API) unless the case says default mode (reference app server in between).
+
+## Targets
+
+| Target | Switchboard | nchan | Ratio | Result |
+|---|---|---|---|---|
 EOF
-    echo
-    echo "## Targets"
-    echo
-    echo "| Target | Switchboard | nchan | Ratio | Result |"
-    echo "|---|---|---|---|---|"
     sb=$(med b1k-64-flat switchboard run deliveries_per_s); ng=$(med b1k-64-flat nchan run deliveries_per_s); r=$(ratio "$sb" "$ng")
-    loss=$(values b1k-64-flat switchboard run loss | sort -g | tail -1)
+    loss=$(worst b1k-64-flat switchboard run loss)
     res=$(pass "$r" ">=" 2)
     [ -n "$loss" ] && [ "$loss" != 0 ] && res="**not met** (loss $loss)"
-    echo "| 1,000 subs, 64 B, flat out: deliveries/s >= 2x nchan, no loss (worst loss: ${loss:--}) | $(fmt "$sb") | $(fmt "$ng") | $r | $res |"
+    echo "| 1,000 subs, 64 B, flat out: deliveries/s >= 2x nchan, no loss (worst loss: ${loss:--}) | $(spread b1k-64-flat switchboard run deliveries_per_s) | $(spread b1k-64-flat nchan run deliveries_per_s) | $r | $res |"
     for c in b1k-64-r20 b10k-64-r2; do
         sb=$(med "$c" switchboard run p99_us); ng=$(med "$c" nchan run p99_us); r=$(ratio "$sb" "$ng")
-        echo "| $c: p99 latency <= half of nchan's (us) | $(fmt "$sb") | $(fmt "$ng") | $r | $(pass "$r" "<=" 0.5) |"
+        echo "| $c: p99 latency <= half of nchan's (ms) | $(spread_with ms "$c" switchboard run p99_us) | $(spread_with ms "$c" nchan run p99_us) | $r | $(pass "$r" "<=" 0.5) |"
     done
     sb=$(med idle-19k switchboard run rss_per_conn_b); ng=$(med idle-19k nchan run rss_per_conn_b)
     open=$(med idle-19k switchboard run open_end)
@@ -380,64 +436,90 @@ EOF
     [ "$open" != - ] && [ "${open%.*}" -lt 19000 ] && res="**not met** (only $open open)"
     echo "| 19,000 idle WebSockets at <= 1 KB server user-space memory each (bytes/connection) | $(fmt "$sb") | $(fmt "$ng") | $(ratio "$sb" "$ng") | $res |"
     sb=$(med idle-19k switchboard run connect_per_s); ng=$(med idle-19k nchan run connect_per_s)
-    echo "| Connect rate >= 10,000/s (19,000 connections; Switchboard: negotiate + upgrade + handshake, nchan: upgrade) | $(fmt "$sb") | $(fmt "$ng") | $(ratio "$sb" "$ng") | $(pass "$sb" ">=" 10000) |"
+    echo "| Connect rate >= 10,000/s (19,000 connections; Switchboard: negotiate + upgrade + handshake, nchan: upgrade) | $(spread idle-19k switchboard run connect_per_s) | $(spread idle-19k nchan run connect_per_s) | $(ratio "$sb" "$ng") | $(pass "$sb" ">=" 10000) |"
     off=$(med logs switchboard off deliveries_per_s); on=$(med logs switchboard on deliveries_per_s); r=$(ratio "$on" "$off")
-    recs=$(values logs switchboard on log_records | tr '\n' ' '); exp=$(values logs switchboard on expected | tr '\n' ' ')
+    recs=$(values logs switchboard on log_records | paste -sd' '); exp=$(values logs switchboard on expected | paste -sd' ')
     res=$(pass "$r" ">=" 0.9)
-    [ "$recs" != "$exp" ] && res="$res; records written $recs of $exp"
-    echo "| Messaging logs collect-all >= 90% of logs-off throughput (on / off deliveries/s) | $(fmt "$on") / $(fmt "$off") | - | $r | $res |"
+    if [ "$recs" = "$exp" ]; then
+        res="$res; every record archived"
+    else
+        res="$res; **records missing** (archived / owed per round: $(paste -d/ <(echo "$recs" | tr ' ' '\n') <(echo "$exp" | tr ' ' '\n') | paste -sd' ' | sed 's/ /, /g'))"
+    fi
+    echo "| Messaging logs collect-all >= 90% of logs-off throughput (deliveries/s on / off) | $(fmt "$on") / $(fmt "$off") | - | $r | $res |"
     echo
     echo "## All figures (medians)"
     echo
-    echo "| Case | Switchboard deliveries/s | nchan | Ratio | p50 / p99 / max latency, ms: Switchboard | nchan | Server CPU %: SB / nchan | Deliveries per CPU-second: SB / nchan | Loss (worst): SB / nchan |"
+    echo "| Case | Deliveries/s: Switchboard | nchan | Ratio | Latency p50 / p99 / max, ms: Switchboard | nchan | Server CPU %: SB / nchan | Deliveries per CPU-second: SB / nchan | Worst loss: SB / nchan |"
     echo "|---|---|---|---|---|---|---|---|---|"
     for c in "${CASES[@]}"; do
         IFS='|' read -r name desc _ <<<"$c"
         [ "$name" = idle-19k ] && continue
-        wanted "$name" || continue
+        has_case "$name" || continue
         ngc=$(ng_case "$name")
-        lat() { echo "$(awk -v v="$(med "$1" "$2" run p50_us)" 'BEGIN{ if (v == "-") print "-"; else printf "%.1f", v / 1000 }') / $(awk -v v="$(med "$1" "$2" run p99_us)" 'BEGIN{ if (v == "-") print "-"; else printf "%.1f", v / 1000 }') / $(awk -v v="$(med "$1" "$2" run max_us)" 'BEGIN{ if (v == "-") print "-"; else printf "%.1f", v / 1000 }')"; }
-        worst() { values "$1" "$2" run loss | sort -g | tail -1; }
         sb=$(med "$name" switchboard run deliveries_per_s); ng=$(med "$ngc" nchan run deliveries_per_s)
-        echo "| **$name**: $desc | $(fmt "$sb") | $(fmt "$ng") | $(ratio "$sb" "$ng") | $(lat "$name" switchboard) | $(lat "$ngc" nchan) | $(fmt "$(med "$name" switchboard run server_cpu_pct)") / $(fmt "$(med "$ngc" nchan run server_cpu_pct)") | $(fmt "$(med "$name" switchboard run deliveries_per_cpu_s)") / $(fmt "$(med "$ngc" nchan run deliveries_per_cpu_s)") | $(worst "$name" switchboard) / $(worst "$ngc" nchan) |"
+        echo "| **$name**: $desc | $(spread "$name" switchboard run deliveries_per_s) | $(spread "$ngc" nchan run deliveries_per_s) | $(ratio "$sb" "$ng") | $(lat "$name" switchboard run) | $(lat "$ngc" nchan run) | $(fmt "$(med "$name" switchboard run server_cpu_pct)") / $(fmt "$(med "$ngc" nchan run server_cpu_pct)") | $(fmt "$(med "$name" switchboard run deliveries_per_cpu_s)") / $(fmt "$(med "$ngc" nchan run deliveries_per_cpu_s)") | $(worst "$name" switchboard run loss) / $(worst "$ngc" nchan run loss) |"
     done
-    if wanted logs; then
+    if has_case logs; then
         for tag in off on; do
-            echo "| **logs $tag**: broadcast 1,000 subscribers, 64 B, flat out, traced sends, collect-all $tag | $(fmt "$(med logs switchboard "$tag" deliveries_per_s)") | - | - | $(awk -v v="$(med logs switchboard "$tag" p50_us)" 'BEGIN{ if (v == "-") print "-"; else printf "%.1f", v / 1000 }') / $(awk -v v="$(med logs switchboard "$tag" p99_us)" 'BEGIN{ if (v == "-") print "-"; else printf "%.1f", v / 1000 }') / - | - | $(fmt "$(med logs switchboard "$tag" server_cpu_pct)") / - | $(fmt "$(med logs switchboard "$tag" deliveries_per_cpu_s)") / - | $(values logs switchboard "$tag" loss | sort -g | tail -1) / - |"
+            echo "| **logs $tag**: broadcast 1,000 subscribers, 64 B, flat out, traced sends, collect-all $tag | $(spread logs switchboard "$tag" deliveries_per_s) | - | - | $(lat logs switchboard "$tag") | - | $(fmt "$(med logs switchboard "$tag" server_cpu_pct)") / - | $(fmt "$(med logs switchboard "$tag" deliveries_per_cpu_s)") / - | $(worst logs switchboard "$tag" loss) / - |"
         done
     fi
-    if wanted idle-19k; then
+    if has_case idle-19k; then
         echo
-        echo "| Idle connections (19,000, held $DUR s) | Switchboard | nchan | Ratio |"
+        echo "| Idle connections (19,000, held $dur s) | Switchboard | nchan | Ratio |"
         echo "|---|---|---|---|"
-        for k in open_end:"Open at the end" connect_per_s:"Connects/s" connect_cpu_s:"Server CPU seconds to accept them" rss_per_conn_b:"Server RSS per connection, bytes" hwm_kb:"Server peak RSS, kB"; do
+        for k in "open_end:Open at the end" "connect_per_s:Connects/s" "connect_cpu_s:Server CPU seconds to accept them" \
+            "rss_per_conn_b:Server RSS per connection, bytes" "hwm_kb:Server peak RSS, kB"; do
             key=${k%%:*}; label=${k#*:}
             sb=$(med idle-19k switchboard run "$key"); ng=$(med idle-19k nchan run "$key")
-            echo "| $label | $(fmt "$sb") | $(fmt "$ng") | $(ratio "$sb" "$ng") |"
+            echo "| $label | $sb | $ng | $(ratio "$sb" "$ng") |"
         done
     fi
     echo
     echo "## Problems seen"
     echo
-    problems=$(awk '{ delete f; for (i = 1; i <= NF; i++) { n = index($i, "="); if (n) f[substr($i, 1, n - 1)] = substr($i, n + 1) } }
-        ("error" in f) || ("server_died" in f) || f["loss"] + 0 != 0 || f["failed"] + 0 != 0 || f["closed"] + 0 != 0 || f["publish_errors"] + 0 != 0 ||
-        (f["problem"] != "" && f["problem"] != "none") {
+    s=$(awk '/^#/ { next }
+        { delete f; for (i = 1; i <= NF; i++) { n = index($i, "="); if (n) f[substr($i, 1, n - 1)] = substr($i, n + 1) } }
+        ("error" in f) || ("server_died" in f) || f["loss"] + 0 != 0 || f["failed"] + 0 != 0 || f["closed"] + 0 != 0 ||
+        f["publish_errors"] + 0 != 0 || (f["problem"] != "" && f["problem"] != "none") ||
+        (f["scenario"] == "broadcast" && f["closed"] == "0" && f["recv_min"] != f["recv_max"]) ||
+        (f["log_records"] + 0 >= 0 && f["log_records"] + 0 < f["expected"] + 0) {
             printf "- %s round %s %s %s: ", f["case"], f["round"], f["target"], f["tag"]
             if ("server_died" in f) { d = f["server_died"]; gsub("_", " ", d); printf "**the server died (%s)** ", d }
             if ("error" in f) printf "run failed (%s) ", f["error"]
             else printf "loss %s, failed %s, closed %s, publish errors %s ", f["loss"], f["failed"], f["closed"], f["publish_errors"]
+            if (f["log_records"] + 0 >= 0 && f["log_records"] + 0 < f["expected"] + 0)
+                printf "**%d of %d messaging log records missing from the archive** ", f["expected"] - f["log_records"], f["expected"]
+            if (f["log_dropped"] + 0 > 0)
+                printf "(the service logged LogRecordsDropped warnings for %d records) ", f["log_dropped"]
+            if (f["recv_min"] != f["recv_max"] && f["scenario"] == "broadcast")
+                printf "(subscribers got %s to %s messages each) ", f["recv_min"], f["recv_max"]
             if (f["problem"] != "" && f["problem"] != "none") { p = f["problem"]; gsub("_", " ", p); printf "- first problem: %s", p }
             print ""
         }' "$RESULTS")
-    if [ -n "$problems" ]; then echo "$problems"; else echo "None: every run opened every connection, lost nothing and had no publish refused."; fi
-    for s in "${SKIPPED[@]}"; do echo "- skipped (time budget of ${BUDGET} s reached): $s"; done
+    if [ -n "$s" ]; then echo "$s"; else echo "None: every run opened every connection, lost nothing and had no publish refused."; fi
+    sed -n 's/^#meta skipped /- skipped (time budget reached): /p' "$RESULTS"
     echo
     echo "## Raw results"
     echo
-    echo "One line per run, as bench/loadgen printed it (\`RESULT\` fields), for anyone re-deriving the figures."
+    echo "One line per run as bench/loadgen printed it, plus the facts above; \`bench/run.sh --report FILE\` rebuilds this"
+    echo "report from them."
     echo
     echo '```'
     cat "$RESULTS"
     echo '```'
-} >"$OUT"
-echo "bench: wrote $OUT in $((SECONDS - START)) s" >&2
+}
+
+if [ -n "$REPORT_ONLY" ]; then
+    # accept either a bare results file or a report whose raw block holds one
+    # shellcheck disable=SC2016
+    if grep -q '^```$' "$REPORT_ONLY"; then
+        sed -n '/^```$/,/^```$/p' "$REPORT_ONLY" | sed '1d;$d' >"$RESULTS"
+    else
+        cp "$REPORT_ONLY" "$RESULTS"
+    fi
+else
+    run_standard_set
+fi
+write_report >"$OUT"
+echo "bench: wrote $OUT" >&2

@@ -321,8 +321,6 @@ static void on_stamp(void *arg, uint64_t ts, uint32_t seq) {
     sb_lg_hist_record(&st->lat, now > ts ? now - ts : 0);
     st->received++;
     cn->received++;
-    if (!st->first_delivery_ns)
-        st->first_delivery_ns = now;
     st->last_delivery_ns = now;
 }
 

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -182,30 +183,34 @@ int sb_lg_create_diag_setting(sb_lg_ctx *c) {
     return st == 200 || st == 201 ? SB_OK : SB_EIO;
 }
 
-static long long count_in_file(const char *path) {
-    static const char needle[] = "MessageSentToClient";
+/* One archive file: MessageSentToClient records, and the totals of the service's LogRecordsDropped
+ * warnings ("<N> log records were dropped: <why>"). */
+static int count_in_file(const char *path, sb_lg_log_count *out) {
     FILE *f = fopen(path, "r");
     if (!f)
         return -errno;
-    long long n = 0;
     char *line = NULL;
     size_t cap = 0;
-    while (getline(&line, &cap, f) > 0)
-        if (strstr(line, needle))
-            n++;
+    while (getline(&line, &cap, f) > 0) {
+        if (strstr(line, "\"MessageSentToClient\"")) {
+            out->sent_to_client++;
+        } else if (strstr(line, "\"LogRecordsDropped\"")) {
+            const char *m = strstr(line, "\"message\":\"");
+            out->dropped += m ? strtoll(m + 11, NULL, 10) : 0;
+        }
+    }
     free(line);
     fclose(f);
-    return n;
+    return SB_OK;
 }
 
 /* Depth-first walk, bounded in depth (the archive layout is 14 levels deep). */
-static long long count_tree(const char *dir, int depth) {
+static int count_tree(const char *dir, int depth, sb_lg_log_count *out) {
     if (depth > 32)
-        return 0;
+        return SB_OK;
     DIR *d = opendir(dir);
     if (!d)
         return -errno;
-    long long total = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
@@ -213,18 +218,18 @@ static long long count_tree(const char *dir, int depth) {
         char *p = sb_asprintf("%s/%s", dir, e->d_name);
         struct stat st;
         if (lstat(p, &st) == 0) {
-            long long n = S_ISDIR(st.st_mode)   ? count_tree(p, depth + 1)
-                          : S_ISREG(st.st_mode) ? count_in_file(p)
-                                                : 0;
-            if (n > 0)
-                total += n;
+            if (S_ISDIR(st.st_mode))
+                count_tree(p, depth + 1, out);
+            else if (S_ISREG(st.st_mode))
+                count_in_file(p, out);
         }
         sb_free(p);
     }
     closedir(d);
-    return total;
+    return SB_OK;
 }
 
-long long sb_lg_count_log_records(const char *dir) {
-    return count_tree(dir, 0);
+int sb_lg_count_log_records(const char *dir, sb_lg_log_count *out) {
+    memset(out, 0, sizeof *out);
+    return count_tree(dir, 0, out);
 }

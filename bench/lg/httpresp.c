@@ -47,9 +47,11 @@ int sb_lg_http_parse_head(const char *p, size_t len, sb_lg_http_resp *r) {
         status = status * 10 + (p[i] - '0');
     }
     r->status = status;
-    const char *line = memchr(p, '\n', r->head_len) + 1;
-    while (line < end + 2) {
-        const char *nl = memchr(line, '\r', (size_t)(end + 2 - line));
+    /* lines end with CRLF; the head's last line ends at `end`, so the search below always finds one
+     * (a bare CR or LF inside a line is just a byte of that line) */
+    const char *line = (const char *)memmem(p, r->head_len, "\r\n", 2) + 2;
+    while (line < end) {
+        const char *nl = memmem(line, (size_t)(end + 2 - line), "\r\n", 2);
         size_t ll = (size_t)(nl - line);
         const char *v;
         size_t vl;

@@ -7,7 +7,7 @@
  *
  *   sb_lg_opts     the command line: scenario, target, sizes, rates
  *   sb_lg_ctx      the process: options, the epoll loop, every connection, the counters
- *   sb_lg_conn     one WebSocket (subscriber, invoking client or echo client): ~100 bytes in
+ *   sb_lg_conn     one WebSocket (subscriber, invoking client or echo client): 88 bytes in
  *                  steady state; its setup state (HTTP buffers, tokens) lives on the heap only
  *                  until the connection is open, its pending output only while a write is short
  *   sb_lg_pub      one HTTP publisher connection (REST API or nchan POST): keep-alive, pipelined
@@ -275,7 +275,7 @@ typedef struct sb_lg_stats {
     uint64_t received;       /* stamps received by subscribers */
     uint64_t opened, failed, closed;
     uint64_t late_sends; /* paced: publishes more than 10 ms behind schedule */
-    uint64_t first_delivery_ns, last_delivery_ns;
+    uint64_t last_delivery_ns;
     sb_lg_hist lat;
     char first_error[256];
 } sb_lg_stats;
@@ -361,8 +361,12 @@ int sb_lg_http_call(sb_lg_http_client *h, const char *method, const char *target
 char *sb_lg_token(const char *access_key, const char *aud, const char *user);
 /* PUT the "bench" diagnostic setting routing allLogs to storage account "local". */
 int sb_lg_create_diag_setting(sb_lg_ctx *c);
-/* Lines containing "MessageSentToClient" in every file under dir; -errno if unreadable. */
-long long sb_lg_count_log_records(const char *dir);
+typedef struct sb_lg_log_count {
+    long long sent_to_client; /* MessageSentToClient records */
+    long long dropped;        /* records the service's LogRecordsDropped warnings say it dropped */
+} sb_lg_log_count;
+/* Count the archived records in every file under dir; -errno if dir is unreadable. */
+int sb_lg_count_log_records(const char *dir, sb_lg_log_count *out);
 
 /* selftest.c */
 int sb_lg_selftest(void);

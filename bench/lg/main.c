@@ -412,22 +412,24 @@ static void sleep_ns(uint64_t ns) {
 }
 
 /* Archived records trail the deliveries (a writer thread batches them): wait until the count stops moving. */
-static long long wait_for_log_records(const char *dir, uint64_t want) {
+static sb_lg_log_count wait_for_log_records(const char *dir, uint64_t want) {
     uint64_t start = sb_lg_clock_ns(), changed = start;
+    sb_lg_log_count n = {-1, 0};
     long long last = -1;
     while (sb_lg_clock_ns() < start + LOG_COUNT_MAX_NS) {
-        long long n = sb_lg_count_log_records(dir);
-        if (n >= 0 && (uint64_t)n >= want)
-            return n;
-        if (n != last) {
-            last = n;
+        if (sb_lg_count_log_records(dir, &n) != SB_OK)
+            n.sent_to_client = -1;
+        if (n.sent_to_client >= 0 && (uint64_t)n.sent_to_client >= want)
+            break;
+        if (n.sent_to_client != last) {
+            last = n.sent_to_client;
             changed = sb_lg_clock_ns();
         } else if (sb_lg_clock_ns() > changed + 3 * SEC) {
             break;
         }
         sleep_ns(SEC / 2);
     }
-    return last;
+    return n;
 }
 
 static const char *scenario_name(sb_lg_scenario s) {
@@ -531,9 +533,10 @@ int main(int argc, char **argv) {
     sb_lg_procstat app_after = sb_lg_procstat_read(o->app_pid);
     double app_cpu_s = app_after.ok && app_before.ok ? app_after.cpu_s - app_before.cpu_s : -1;
     double lg_cpu = cpu_self_s() - lg_cpu0;
-    long long log_records = -1;
+    sb_lg_log_count logs = {-1, 0};
     if (o->logs_dir)
-        log_records = wait_for_log_records(o->logs_dir, c->st.expected);
+        logs = wait_for_log_records(o->logs_dir, c->st.expected);
+    long long log_records = logs.sent_to_client;
 
     /* report */
     sb_lg_stats *st = &c->st;
@@ -547,21 +550,40 @@ int main(int argc, char **argv) {
     double conn_cpu_s = conn_after.ok && conn_before.ok ? conn_after.cpu_s - conn_before.cpu_s : -1;
     long rss_per_conn =
         after.ok && before.ok && c->open ? (after.rss_kb - before.rss_kb) * 1024 / c->open : -1;
+    /* fairness: in a broadcast every subscriber open throughout gets every message */
+    uint32_t recv_min = UINT32_MAX, recv_max = 0;
+    for (int i = 0; i < c->nconns; i++) {
+        if (c->conns[i].state != SB_LG_CS_OPEN)
+            continue;
+        if (c->conns[i].received < recv_min)
+            recv_min = c->conns[i].received;
+        if (c->conns[i].received > recv_max)
+            recv_max = c->conns[i].received;
+    }
+    if (recv_min > recv_max)
+        recv_min = 0;
     unsigned long long p50 = sb_lg_hist_quantile(&st->lat, 0.50) / 1000,
                        p99 = sb_lg_hist_quantile(&st->lat, 0.99) / 1000, pmax = st->lat.max / 1000;
-    printf("%s against %s: %d connections (%d open at the end), payload %d B, rate %s%.0f/s, %.1f s\n",
-           scenario_name(o->scenario), o->target == SB_LG_TARGET_NCHAN ? "nchan" : "switchboard", c->nconns,
-           c->open, o->payload, o->rate > 0 ? "" : "flat out, window ",
-           o->rate > 0 ? o->rate : (double)o->window, o->duration);
+    const char *target = o->target == SB_LG_TARGET_NCHAN ? "nchan" : "switchboard";
+    if (o->scenario == SB_LG_SC_CONNECT)
+        printf("connect against %s: %d connections held %.1f s, %d open at the end\n", target, c->nconns,
+               o->duration, c->open);
+    else if (o->rate > 0)
+        printf("%s against %s: %d connections (%d open at the end), payload %d B, %.0f msg/s for %.1f s\n",
+               scenario_name(o->scenario), target, c->nconns, c->open, o->payload, o->rate, o->duration);
+    else
+        printf("%s against %s: %d connections (%d open at the end), payload %d B, flat out (window %d) for "
+               "%.1f s\n",
+               scenario_name(o->scenario), target, c->nconns, c->open, o->payload, o->window, o->duration);
     if (o->scenario != SB_LG_SC_CONNECT) {
         printf("published %llu (accepted %llu, errors %llu, late %llu) = %.0f/s\n",
                (unsigned long long)st->sent, (unsigned long long)st->accepted,
                (unsigned long long)st->publish_errors, (unsigned long long)st->late_sends,
                pub_s > 0 ? (double)st->accepted / pub_s : 0);
         printf("delivered %llu of %llu expected (loss %lld) = %.0f deliveries/s; latency p50 %llu us, p99 "
-               "%llu us, "
-               "max %llu us\n",
+               "%llu us, max %llu us\n",
                (unsigned long long)st->received, (unsigned long long)st->expected, loss, dps, p50, p99, pmax);
+        printf("per open connection: %u to %u deliveries\n", recv_min, recv_max);
     }
     if (after.ok)
         printf("server: cpu %.2f s (%.0f%%), rss %ld -> %ld kB (hwm %ld kB), %ld B per open connection\n",
@@ -569,7 +591,8 @@ int main(int argc, char **argv) {
     if (app_cpu_s >= 0)
         printf("app server: cpu %.2f s (%.0f%%)\n", app_cpu_s, app_cpu_s / wall_s * 100);
     if (log_records >= 0)
-        printf("log records archived: %lld of %llu\n", log_records, (unsigned long long)st->expected);
+        printf("log records archived: %lld of %llu; the service reported %lld records dropped\n", log_records,
+               (unsigned long long)st->expected, logs.dropped);
     if (st->first_error[0])
         printf("first problem: %s\n", st->first_error);
     printf(
@@ -578,18 +601,18 @@ int main(int argc, char **argv) {
         "expected=%llu received=%llu loss=%lld deliveries_per_s=%.0f publishes_per_s=%.0f p50_us=%llu "
         "p99_us=%llu max_us=%llu connect_s=%.3f connect_per_s=%.0f connect_cpu_s=%.2f server_cpu_s=%.2f "
         "server_cpu_pct=%.0f deliveries_per_cpu_s=%.0f rss_before_kb=%ld rss_after_kb=%ld hwm_kb=%ld "
-        "rss_per_conn_b=%ld lg_cpu_pct=%.0f app_cpu_pct=%.0f log_records=%lld rx_clock=%s\n",
-        scenario_name(o->scenario), o->target == SB_LG_TARGET_NCHAN ? "nchan" : "switchboard", c->nconns,
-        (unsigned long long)st->opened, (unsigned long long)st->failed, (unsigned long long)st->closed,
-        c->open, o->payload, o->rate, o->duration, o->publishers, o->window, (unsigned long long)st->sent,
-        (unsigned long long)st->accepted, (unsigned long long)st->publish_errors,
-        (unsigned long long)st->late_sends, (unsigned long long)st->expected,
-        (unsigned long long)st->received, loss, dps, pub_s > 0 ? (double)st->accepted / pub_s : 0, p50, p99,
-        pmax, connect_s, (double)st->opened / connect_s, conn_cpu_s, cpu_s,
-        cpu_s >= 0 ? cpu_s / wall_s * 100 : -1, cpu_s > 0 ? (double)st->received / cpu_s : 0, before.rss_kb,
-        after.rss_kb, after.hwm_kb, rss_per_conn, lg_cpu / wall_s * 100,
-        app_cpu_s >= 0 ? app_cpu_s / wall_s * 100 : -1, log_records,
-        c->rx_user_stamps ? (c->rx_kernel_stamps ? "mixed" : "user") : "kernel");
+        "rss_per_conn_b=%ld lg_cpu_pct=%.0f app_cpu_pct=%.0f log_records=%lld log_dropped=%lld "
+        "rx_clock=%s recv_min=%u recv_max=%u\n",
+        scenario_name(o->scenario), target, c->nconns, (unsigned long long)st->opened,
+        (unsigned long long)st->failed, (unsigned long long)st->closed, c->open, o->payload, o->rate,
+        o->duration, o->publishers, o->window, (unsigned long long)st->sent, (unsigned long long)st->accepted,
+        (unsigned long long)st->publish_errors, (unsigned long long)st->late_sends,
+        (unsigned long long)st->expected, (unsigned long long)st->received, loss, dps,
+        pub_s > 0 ? (double)st->accepted / pub_s : 0, p50, p99, pmax, connect_s,
+        (double)st->opened / connect_s, conn_cpu_s, cpu_s, cpu_s >= 0 ? cpu_s / wall_s * 100 : -1,
+        cpu_s > 0 ? (double)st->received / cpu_s : 0, before.rss_kb, after.rss_kb, after.hwm_kb, rss_per_conn,
+        lg_cpu / wall_s * 100, app_cpu_s >= 0 ? app_cpu_s / wall_s * 100 : -1, log_records, logs.dropped,
+        c->rx_user_stamps ? (c->rx_kernel_stamps ? "mixed" : "user") : "kernel", recv_min, recv_max);
     fflush(stdout);
     if (check) {
         int bad = st->failed || st->closed || st->publish_errors || loss != 0 ||

@@ -131,9 +131,12 @@ static void pub_connect(sb_lg_ctx *c, sb_lg_pub *p) {
 /* The publish target connection i belongs to: its group, its user, or the one broadcast target. */
 static int target_of(const sb_lg_ctx *c, int i) {
     switch (c->o.scenario) {
-    case SB_LG_SC_GROUP: return i / c->o.group_size;
-    case SB_LG_SC_USER: return i;
-    default: return 0;
+    case SB_LG_SC_GROUP:
+        return i / c->o.group_size;
+    case SB_LG_SC_USER:
+        return i;
+    default:
+        return 0;
     }
 }
 

@@ -223,6 +223,12 @@ static void test_http(void) {
     CHECK_EQ("close", r.close, 1);
     CHECK_EQ("no length", r.content_length, (unsigned long long)-1);
     CHECK_EQ("not http", sb_lg_http_parse_head("SSH-2.0 x\r\n\r\n", 13, &r), SB_EPROTO);
+    /* bare CRs inside the head are bytes of a line, not line ends (a fuzzer found the overread) */
+    static const char bare_cr[] = "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\r\nContent-Length: 2\r\n\r\nok";
+    CHECK_EQ("bare CR head", sb_lg_http_parse_head(bare_cr, sizeof bare_cr - 1, &r), SB_OK);
+    CHECK_EQ("bare CR length", r.content_length, 2);
+    CHECK_EQ("bare CR total", sb_lg_http_complete(bare_cr, sizeof bare_cr - 1, &r, &total), SB_OK);
+    CHECK_EQ("bare CR total", total, sizeof bare_cr - 1);
     static const char neg[] = "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n";
     CHECK_EQ("bad length", sb_lg_http_parse_head(neg, sizeof neg - 1, &r), SB_EPROTO);
     static const char badchunk[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
