@@ -147,6 +147,23 @@ void sb_conn_write_copy(sb_conn *c, const void *p, size_t n) {
 
 static void flush(sb_conn *c);
 
+/* A peer that hangs up or stalls is its own business; any other write error
+ * is ours, and the client is told so (Internal server transient error). */
+static void write_failed(sb_conn *c, int err) {
+    switch (err) {
+    case UV_EPIPE:
+    case UV_ECONNRESET:
+    case UV_ECANCELED:
+    case UV_ENOTCONN:
+    case UV_ETIMEDOUT:
+    case UV_EOF:
+        break;
+    default:
+        c->internal_error = 1;
+    }
+    sb_conn_close(c);
+}
+
 static void on_write(uv_write_t *req, int status) {
     write_req *w = (write_req *)req;
     sb_conn *c = w->conn;
@@ -157,7 +174,7 @@ static void on_write(uv_write_t *req, int status) {
     if (c->closing)
         return;
     if (status < 0) {
-        sb_conn_close(c);
+        write_failed(c, status);
         return;
     }
     if (c->out.bytes)
@@ -187,7 +204,7 @@ static void flush(sb_conn *c) {
                 continue;
             }
             if (wr < 0 && wr != UV_EAGAIN && wr != UV_ENOSYS) {
-                sb_conn_close(c);
+                write_failed(c, wr);
                 return;
             }
         }

@@ -56,6 +56,7 @@ typedef struct sb_conn {
     unsigned busy : 1;          /* a request is being answered asynchronously; hold further input */
     unsigned resp_keep_alive : 1;
     unsigned peer_closed : 1; /* the peer ended the WebSocket with a close frame */
+    unsigned internal_error : 1; /* a write failed for a reason that is not the peer's doing */
     unsigned lingering : 1;   /* answered and shut down for writing; draining input before the close */
     unsigned dispatching : 1; /* inside the HTTP request loop (no re-entry) */
     unsigned resp_head : 1;   /* the request being answered is a HEAD */

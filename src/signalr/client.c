@@ -701,6 +701,11 @@ void sb_client_transport_lost(sb_client *cl, sb_conn *c) {
         cl->conn = NULL;
     if (cl->state == SB_CLIENT_CLOSED)
         return;
+    if (c->internal_error &&
+        (cl->transport == SB_TRANSPORT_WEBSOCKETS || cl->transport == SB_TRANSPORT_SSE)) {
+        sb_client_close(cl, SB_CLOSE_INTERNAL_ERROR, SB_MSG_INTERNAL_TRANSIENT_ERROR, 1);
+        return;
+    }
     switch (cl->transport) {
     case SB_TRANSPORT_WEBSOCKETS:
         sb_client_close(cl, c->peer_closed ? SB_CLOSE_NORMAL : SB_CLOSE_TRANSPORT_LOST, NULL, 0);
