@@ -52,6 +52,7 @@
 #include "diag/diag.h"
 #include "diag/names.h"
 #include "diag/settings.h"
+#include "limits/tier.h"
 #include "net/http.h"
 #include "server.h"
 #include "upstream/dispatch.h"
@@ -289,10 +290,14 @@ static json_t *resource_json(sb_server *srv, const sb_diag_settings *s) {
                   "publicPort", public_port, "serverPort", srv->port, "externalIP", "127.0.0.1", "features",
                   features, "resourceLogConfiguration", sb_diag_log_config_to_arm(s));
     json_object_set_new(props, "upstream", sb_upstream_settings_to_json(sb_upstream_current(srv)));
+    /* the sku reflects the configured tier and units, named as Azure names them */
+    sb_tier tier = (sb_tier)srv->cfg.tier;
+    const char *sku = tier == SB_TIER_FREE ? "Free_F1" : tier == SB_TIER_PREMIUM ? "Premium_P1" : "Standard_S1";
+    const char *size = tier == SB_TIER_FREE ? "F1" : tier == SB_TIER_PREMIUM ? "P1" : "S1";
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:i}, s:o}", "id", srv->resource_id, "name",
                      srv->cfg.resource_name, "type", "Microsoft.SignalRService/SignalR", "kind", "SignalR",
-                     "location", srv->cfg.location, "sku", "name", "Standard_S1", "tier", "Standard", "size",
-                     "S1", "capacity", 1, "properties", props);
+                     "location", srv->cfg.location, "sku", "name", sku, "tier", sb_tier_name(tier), "size", size,
+                     "capacity", (int)sb_tier_units(&srv->cfg), "properties", props);
 }
 
 static json_t *category_json(sb_server *srv, const char *name) {
