@@ -176,6 +176,8 @@ static void remember_request(sb_client *cl, const sb_http_request *req) {
     }
     sb_free(cl->query);
     cl->query = sb_buf_steal(&q, NULL);
+    if (cl->hub->router->srv->mode != SB_MODE_DEFAULT)
+        return; /* only an app server's OpenConnection carries the headers: keep idle clients small */
     if (cl->headers)
         json_decref(cl->headers);
     cl->headers = json_object();
