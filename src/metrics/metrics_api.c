@@ -773,25 +773,6 @@ int sb_metrics_api_match(sb_slice path) {
            slice_has(path, "/metrics%3agetbatch");
 }
 
-static int split_path(sb_slice path, sb_buf seg[MAX_SEGMENTS], size_t *nseg) {
-    const char *p = path.base, *end = path.base + path.len;
-    *nseg = 0;
-    while (p < end) {
-        const char *e = memchr(p, '/', (size_t)(end - p));
-        if (!e)
-            e = end;
-        if (e > p) {
-            if (*nseg == MAX_SEGMENTS)
-                return SB_E2BIG;
-            sb_buf *s = &seg[(*nseg)++];
-            if (sb_url_decode(sb_slice_make(p, (size_t)(e - p)), 0, s) != SB_OK ||
-                memchr(s->data, 0, s->len) || !sb_utf8_valid(s->data, s->len))
-                return SB_EINVAL;
-        }
-        p = e + 1;
-    }
-    return SB_OK;
-}
 
 static int seg_is(const sb_buf *s, const char *lit) {
     return s->len == strlen(lit) && strncasecmp(s->data, lit, s->len) == 0;
@@ -803,8 +784,9 @@ static int is_our_resource(const sb_server *srv, const char *id) {
     size_t na = 0, nb = 0;
     for (int i = 0; i < MAX_SEGMENTS; i++)
         sb_buf_init(&a[i]), sb_buf_init(&b[i]);
-    int same = split_path(sb_slice_make(id, strlen(id)), a, &na) == SB_OK &&
-               split_path(sb_slice_make(srv->resource_id, strlen(srv->resource_id)), b, &nb) == SB_OK &&
+    int same = sb_url_path_split(sb_slice_make(id, strlen(id)), a, MAX_SEGMENTS, &na) == SB_OK &&
+               sb_url_path_split(sb_slice_make(srv->resource_id, strlen(srv->resource_id)), b, MAX_SEGMENTS,
+                                 &nb) == SB_OK &&
                na == nb;
     for (size_t i = 0; same && i < na; i++)
         same = a[i].len == b[i].len && strncasecmp(a[i].data, b[i].data, a[i].len) == 0;
@@ -819,12 +801,13 @@ static route_kind classify(const sb_server *srv, sb_slice path, int *bad_path) {
     for (int i = 0; i < MAX_SEGMENTS; i++)
         sb_buf_init(&seg[i]), sb_buf_init(&rid[i]);
     route_kind k = R_NONE;
-    int rc = split_path(path, seg, &n);
+    int rc = sb_url_path_split(path, seg, MAX_SEGMENTS, &n);
     *bad_path = rc == SB_EINVAL;
     if (rc == SB_OK && n == 3 && seg_is(&seg[0], "subscriptions") && seg_is(&seg[2], "metrics:getBatch")) {
         k = R_BATCH;
     } else if (rc == SB_OK &&
-               split_path(sb_slice_make(srv->resource_id, strlen(srv->resource_id)), rid, &nrid) == SB_OK &&
+               sb_url_path_split(sb_slice_make(srv->resource_id, strlen(srv->resource_id)), rid, MAX_SEGMENTS,
+                                 &nrid) == SB_OK &&
                n == nrid + 3) {
         int match = 1;
         for (size_t i = 0; match && i < nrid; i++)

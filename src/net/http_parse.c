@@ -36,6 +36,7 @@
 
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 enum { ST_START, ST_FIELD, ST_VALUE, ST_BODY, ST_DONE, ST_ERROR };
 
@@ -448,4 +449,25 @@ void sb_url_encode(const char *s, size_t n, sb_buf *out) {
     }
     out->len = (size_t)(d - out->data);
     out->data[out->len] = '\0';
+}
+
+int sb_url_path_split(sb_slice path, sb_buf *seg, size_t max, size_t *nseg) {
+    const char *p = path.base, *end = path.base + path.len;
+    *nseg = 0;
+    while (p < end) {
+        const char *e = memchr(p, '/', (size_t)(end - p));
+        if (!e)
+            e = end;
+        if (e > p) {
+            if (*nseg == max)
+                return SB_E2BIG;
+            sb_buf *s = &seg[(*nseg)++];
+            sb_buf_reset(s);
+            if (sb_url_decode(sb_slice_make(p, (size_t)(e - p)), 0, s) != SB_OK || memchr(s->data, 0, s->len) ||
+                !sb_utf8_valid(s->data, s->len))
+                return SB_EINVAL;
+        }
+        p = e + 1;
+    }
+    return SB_OK;
 }

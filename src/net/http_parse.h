@@ -83,6 +83,13 @@ int sb_http_header_has_token(const sb_http_request *r, const char *name, const c
 int sb_http_query_get(sb_slice query, const char *name, int icase, sb_buf *out);
 /* Percent-decode (and '+' -> ' ' when plus is set) into out (appends).  SB_EINVAL on a bad escape. */
 int sb_url_decode(sb_slice in, int plus, sb_buf *out);
+/*
+ * Split a URL path into its non-empty, percent-decoded segments (ARM-style
+ * routes: "//a/b%2Fc/" -> "a", "b/c").  seg[] must hold max initialised
+ * sb_bufs (each is reset and refilled).  SB_EINVAL on a bad escape, a NUL or
+ * invalid UTF-8 in a segment; SB_E2BIG for more than max segments.
+ */
+int sb_url_path_split(sb_slice path, sb_buf *seg, size_t max, size_t *nseg);
 /* Percent-encode everything but unreserved characters (RFC 3986) into out (appends). */
 void sb_url_encode(const char *s, size_t n, sb_buf *out);
 

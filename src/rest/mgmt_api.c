@@ -147,26 +147,6 @@ static unsigned method_bit(enum http_method method) {
 
 /* ---- routing ------------------------------------------------------------------------------------- */
 
-/* Decoded, non-empty segments.  SB_EINVAL: bad escape, NUL or invalid UTF-8; SB_E2BIG: too many. */
-static int split_path(sb_slice path, sb_buf seg[MAX_SEGMENTS], size_t *nseg) {
-    const char *p = path.base, *end = path.base + path.len;
-    *nseg = 0;
-    while (p < end) {
-        const char *e = memchr(p, '/', (size_t)(end - p));
-        if (!e)
-            e = end;
-        if (e > p) {
-            if (*nseg == MAX_SEGMENTS)
-                return SB_E2BIG;
-            sb_buf *s = &seg[(*nseg)++];
-            if (sb_url_decode(sb_slice_make(p, (size_t)(e - p)), 0, s) != SB_OK ||
-                memchr(s->data, 0, s->len) || !sb_utf8_valid(s->data, s->len))
-                return SB_EINVAL;
-        }
-        p = e + 1;
-    }
-    return SB_OK;
-}
 
 static int seg_is(const sb_buf *s, const char *lit) {
     return s->len == strlen(lit) && strncasecmp(s->data, lit, s->len) == 0;
@@ -178,8 +158,9 @@ static void route(sb_server *srv, const sb_http_request *req, mgmt_req *m) {
     for (size_t i = 0; i < MAX_SEGMENTS; i++)
         sb_buf_init(&rid[i]);
     m->method = method_bit(req->method);
-    int rc = split_path(req->path, m->seg, &m->nseg);
-    int rid_rc = split_path(sb_slice_make(srv->resource_id, strlen(srv->resource_id)), rid, &nrid);
+    int rc = sb_url_path_split(req->path, m->seg, MAX_SEGMENTS, &m->nseg);
+    int rid_rc =
+        sb_url_path_split(sb_slice_make(srv->resource_id, strlen(srv->resource_id)), rid, MAX_SEGMENTS, &nrid);
     int match = rc == SB_OK && rid_rc == SB_OK && m->nseg >= nrid;
     for (size_t i = 0; match && i < nrid; i++)
         match = m->seg[i].len == rid[i].len && strncasecmp(m->seg[i].data, rid[i].data, rid[i].len) == 0;

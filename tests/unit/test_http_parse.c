@@ -521,6 +521,31 @@ static void test_url_encode(void **state) {
     sb_buf_free(&out);
 }
 
+static void test_url_path_split(void **state) {
+    (void)state;
+    sb_buf seg[4];
+    for (int i = 0; i < 4; i++)
+        sb_buf_init(&seg[i]);
+    size_t n = 99;
+    assert_int_equal(sb_url_path_split(SB_SLICE("//a/b%2Fc//d/"), seg, 4, &n), SB_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(seg[0].data, "a");
+    assert_string_equal(seg[1].data, "b/c");
+    assert_string_equal(seg[2].data, "d");
+    /* reuse resets the buffers */
+    assert_int_equal(sb_url_path_split(SB_SLICE("/x"), seg, 4, &n), SB_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(seg[0].data, "x");
+    assert_int_equal(sb_url_path_split(SB_SLICE(""), seg, 4, &n), SB_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(sb_url_path_split(SB_SLICE("/a/b/c/d/e"), seg, 4, &n), SB_E2BIG);
+    assert_int_equal(sb_url_path_split(SB_SLICE("/a/%zz"), seg, 4, &n), SB_EINVAL);
+    assert_int_equal(sb_url_path_split(SB_SLICE("/a%00b"), seg, 4, &n), SB_EINVAL);
+    assert_int_equal(sb_url_path_split(SB_SLICE("/%ff%fe"), seg, 4, &n), SB_EINVAL);
+    for (int i = 0; i < 4; i++)
+        sb_buf_free(&seg[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),
@@ -542,6 +567,7 @@ int main(void) {
         cmocka_unit_test(test_query_get),
         cmocka_unit_test(test_url_decode),
         cmocka_unit_test(test_url_encode),
+        cmocka_unit_test(test_url_path_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
