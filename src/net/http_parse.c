@@ -88,7 +88,7 @@ static void commit_header(sb_http_parser *p) {
 static int on_url(http_parser *hp, const char *at, size_t len) {
     sb_http_parser *p = self(hp);
     if (!method_supported(hp->method))
-        return reject(p, 501, "method not implemented");
+        return reject(p, 501, "this method is not supported");
     if (len > p->max_url_bytes - p->url_len)
         return reject(p, 414, "URI too long");
     if (p->url_len == 0)
