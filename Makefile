@@ -77,7 +77,8 @@ replay: $(REPLAY_BINS)
 deps:
 	@scripts/deps.sh
 
-run: deps
+run:
+	@scripts/deps.sh build
 	@$(MAKE) --no-print-directory all
 	./$(BUILD)/switchboard serve
 

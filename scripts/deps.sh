@@ -2,6 +2,8 @@
 # Install what the build and the tests need, only when it is missing:
 # Debian packages through apt-get, the Node test clients through `npm ci`
 # with the committed lock file.  Idempotent and quiet when all is present.
+#   scripts/deps.sh          everything (make test)
+#   scripts/deps.sh build    only what building and running the service needs (make run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +30,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-all}" = build ]; then
+    exit 0
 fi
 
 if [ -f tests/integration/package-lock.json ]; then
