@@ -121,19 +121,25 @@ void sb_log_client_closed(sb_client *cl, sb_close_reason why, const char *error)
     sb_diag_emit(srv, &f);
 }
 
+/* A Warning about a request or message the service refused (no connection record to hang it on). */
+static void refusal_fields(sb_log_fields *f, const char *collection, const char *operation, const char *caller_ip,
+                           const char *hub, const char *message) {
+    memset(f, 0, sizeof *f);
+    f->type = SB_LOGT_CONNECTIVITY;
+    f->level = SB_LEVEL_WARNING;
+    f->collection = collection;
+    f->operation_name = operation;
+    f->connection_type = SB_LOG_CONNECTION_TYPE_CLIENT;
+    f->caller_ip = caller_ip && *caller_ip ? caller_ip : NULL;
+    f->hub = hub;
+    f->message = message;
+}
+
 void sb_log_client_unauthorized(sb_server *srv, const char *caller_ip, const char *hub, const char *message) {
     if (!sb_diag_should_log(srv, SB_LOGT_CONNECTIVITY, 0))
         return;
     sb_log_fields f;
-    memset(&f, 0, sizeof f);
-    f.type = SB_LOGT_CONNECTIVITY;
-    f.level = SB_LEVEL_WARNING;
-    f.collection = SB_LOG_COLLECTION_AUTHORIZATION;
-    f.operation_name = SB_OP_AUTHORIZATION_FAILED;
-    f.connection_type = SB_LOG_CONNECTION_TYPE_CLIENT;
-    f.caller_ip = caller_ip;
-    f.hub = hub;
-    f.message = message;
+    refusal_fields(&f, SB_LOG_COLLECTION_AUTHORIZATION, SB_OP_AUTHORIZATION_FAILED, caller_ip, hub, message);
     sb_diag_emit(srv, &f);
 }
 
@@ -142,16 +148,8 @@ void sb_log_client_throttled(sb_server *srv, const char *caller_ip, const char *
     if (!sb_diag_should_log(srv, SB_LOGT_CONNECTIVITY, diagnostic))
         return;
     sb_log_fields f;
-    memset(&f, 0, sizeof f);
-    f.type = SB_LOGT_CONNECTIVITY;
-    f.level = SB_LEVEL_WARNING;
-    f.collection = SB_LOG_COLLECTION_THROTTLING;
-    f.operation_name = SB_OP_CONNECTION_ABORTED;
-    f.connection_type = SB_LOG_CONNECTION_TYPE_CLIENT;
-    f.caller_ip = caller_ip;
-    f.hub = hub;
+    refusal_fields(&f, SB_LOG_COLLECTION_THROTTLING, SB_OP_CONNECTION_ABORTED, caller_ip, hub, message);
     f.user_id = user_id;
-    f.message = message;
     sb_diag_emit(srv, &f);
 }
 
@@ -160,16 +158,10 @@ void sb_log_message_throttled(sb_server *srv, const char *caller_ip, const char 
     if (!sb_diag_should_log(srv, SB_LOGT_CONNECTIVITY, 0))
         return;
     sb_log_fields f;
-    memset(&f, 0, sizeof f);
-    f.type = SB_LOGT_CONNECTIVITY;
-    f.level = SB_LEVEL_WARNING;
-    f.collection = SB_LOG_COLLECTION_THROTTLING;
-    f.operation_name = SB_OP_MESSAGE_THROTTLED;
+    refusal_fields(&f, SB_LOG_COLLECTION_THROTTLING, SB_OP_MESSAGE_THROTTLED, caller_ip, hub,
+                   SB_MSG_MESSAGE_COUNT_REACHES_LIMIT);
     f.connection_type = connection_type;
     f.connection_id = connection_id;
-    f.caller_ip = caller_ip && *caller_ip ? caller_ip : NULL;
-    f.hub = hub;
-    f.message = SB_MSG_MESSAGE_COUNT_REACHES_LIMIT;
     sb_diag_emit(srv, &f);
 }
 
