@@ -6,7 +6,7 @@
  *   sb_router --hubs--> sb_hub --clients (by connectionId)--> sb_client
  *                              --groups (by name)---------> sb_group --members--> sb_member --> sb_client
  *                              --users (by user id)-------> sb_user  --clients--> sb_client
- *   sb_router --tokens (by connectionToken)--> sb_client
+ *   sb_router --tokens (by connectionToken, intrusive: util/ihash.h)--> sb_client
  *
  * Two-way indexes: a membership node (sb_member) is linked into its group's
  * list AND its client's list, so joining, leaving and closing are O(1) per
@@ -38,6 +38,8 @@
 #include "signalr/hubproto.h"
 #include "util/buf.h"
 #include "util/dict.h"
+#include "util/ihash.h"
+#include "util/intern.h"
 #include "util/list.h"
 
 struct sb_conn;
@@ -63,39 +65,63 @@ typedef struct sb_hub sb_hub;
 typedef struct sb_user sb_user;
 typedef struct sb_group sb_group;
 
-/* A SignalR client connection (the logical connection, whatever its transport). */
+/*
+ * A client's time stamps: the low 32 bits of sb_now_ms().  Each is only ever compared with a
+ * timeout the sweep enforces (at most an hour), so the elapsed time sb_stamp_since() computes in
+ * 32-bit arithmetic is exact although the clock passes 2^32 ms every 49.7 days.
+ */
+typedef uint32_t sb_stamp_ms;
+static inline sb_stamp_ms sb_stamp(uint64_t now_ms) { return (sb_stamp_ms)now_ms; }
+static inline uint32_t sb_stamp_since(uint64_t now_ms, sb_stamp_ms stamp) { return (sb_stamp_ms)now_ms - stamp; }
+
+/* Long polling only (allocated when the first poll makes the transport LONGPOLLING). */
+typedef struct sb_longpoll {
+    sb_outq queue;              /* payloads waiting for the next poll */
+    uint64_t transport_lost_ms; /* when the last poll ended (0 = a poll is parked) */
+    uint64_t poll_deadline_ms;  /* when the parked poll is answered empty */
+} sb_longpoll;
+
+/*
+ * A SignalR client connection (the logical connection, whatever its transport).
+ *
+ * Memory: tens of thousands of idle clients are the service's density limit,
+ * so the struct stays small (field order, narrow enums, state of one
+ * transport out of line) and holds no copy of a string others hold too:
+ * user_id and query are interned (router->strings), claims are shared by
+ * every client with equal claims (router->claims).
+ */
 typedef struct sb_client {
     char id[SB_ID_LEN + 1];    /* public connectionId */
     char token[SB_ID_LEN + 1]; /* secret connectionToken (== id for negotiate v0) */
+    sb_client_state state : 8;
+    sb_transport transport : 8;
     sb_hub *hub;
-    sb_user *user; /* NULL for anonymous */
-    char *user_id;
-    json_t *claims; /* verified token payload (owned) */
-    char *query;    /* client's connect query string (without '?') */
-    sb_client_state state;
-    sb_transport transport;
-    sb_hub_protocol protocol;
-    int negotiate_version;
-    int diagnostic;              /* diagnostic client (asrs.s.dc) */
-    struct sb_conn *conn;        /* WS / SSE socket; for LP the parked poll, or NULL */
-    sb_outq lp_queue;            /* LP: payloads waiting for the next poll */
-    sb_buf in;                   /* hub-protocol bytes received, not yet a whole message */
-    sb_list members;             /* sb_member.client_link */
-    sb_list user_link;           /* in sb_user.clients */
-    uint64_t mark;               /* fan-out epoch (dedupe / exclusion) */
-    uint64_t created_ms;         /* negotiate time */
-    uint64_t last_recv_ms;       /* last byte from the client */
-    uint64_t last_send_ms;       /* last message queued to the client */
-    uint64_t transport_lost_ms;  /* LP: when the last poll ended (0 = a poll is parked) */
-    uint64_t connected_ms;       /* transport connected (handshake timeout base) */
-    uint64_t poll_deadline_ms;   /* LP: when the parked poll is answered empty */
+    sb_user *user;       /* NULL for anonymous */
+    const char *user_id; /* interned */
+    /* Shared, read-only: the claims this client's later messages carry.  Default mode: the whole token
+     * payload until OpenConnection has passed it to the app server, then NULL.  Serverless: only the
+     * claims an upstream call carries (X-ASRS-User-Claims), NULL when none. */
+    json_t *claims;
+    const char *query;   /* interned: the connect query string (without '?', id and access_token) */
+    struct sb_conn *conn; /* WS / SSE socket; for LP the parked poll, or NULL */
+    sb_longpoll *lp;      /* transport LONGPOLLING */
+    sb_buf *in;           /* hub-protocol bytes received, not yet a whole message (NULL: none) */
+    sb_list members;      /* sb_member.client_link */
+    sb_list user_link;    /* in sb_user.clients */
+    sb_ihash_node token_link; /* in router->tokens, keyed by token */
+    uint64_t mark;        /* fan-out epoch (dedupe / exclusion) */
+    sb_stamp_ms state_ms;     /* entered NEGOTIATED / HANDSHAKE: the negotiate and handshake timeouts run from it */
+    sb_stamp_ms last_recv_ms; /* last byte from the client */
+    sb_stamp_ms last_send_ms; /* last message queued to the client */
+    int refs;                 /* held by the router indexes and by a parked transport */
     char caller_ip[46];
+    sb_hub_protocol protocol : 8;
+    unsigned diagnostic : 1; /* diagnostic client (asrs.s.dc) */
+    unsigned lingering : 1;  /* CLOSED but still in router->tokens (see sb_client_forget) */
     struct sb_server_conn *server; /* default mode: the app-server connection this client is routed to */
     sb_list server_node;           /* in that server connection's client list */
-    json_t *headers;               /* default mode: connect request headers for OpenConnection (owned) */
+    json_t *headers;               /* default mode: connect request headers, until OpenConnection (owned) */
     sb_dict pending_invocations;   /* default mode: client-result invocation id -> caller server id (owned) */
-    int refs;                    /* held by the router indexes and by a parked transport */
-    int lingering;               /* CLOSED but still in router->tokens (see sb_client_forget) */
 } sb_client;
 
 struct sb_group {
@@ -137,7 +163,9 @@ struct sb_hub {
 typedef struct sb_router {
     struct sb_server *srv;
     sb_dict hubs;   /* name (lower-case) -> sb_hub* */
-    sb_dict tokens; /* connectionToken -> sb_client* */
+    sb_ihash tokens; /* connectionToken -> sb_client (through sb_client.token_link) */
+    sb_intern strings; /* user ids and query strings of clients */
+    sb_dict claims;    /* canonical JSON text -> claim set shared by the clients that hold it (router.c) */
     uint64_t epoch;
     size_t nclients; /* connected + negotiated client connections */
 } sb_router;
@@ -153,8 +181,16 @@ sb_hub *sb_router_hub(sb_router *r, const char *name);
 sb_hub *sb_router_find_hub(sb_router *r, const char *name);
 
 /* ---- client connections ---- */
-/* New negotiated client in hub (ids generated; v0 token == id).  Takes ownership of claims. */
+/* New negotiated client in hub (ids generated; v0 token == id).  Takes ownership of claims (may be NULL)
+ * and keeps them shared with every client whose claims are equal. */
 sb_client *sb_client_new(sb_router *r, sb_hub *hub, const char *user_id, json_t *claims, int negotiate_version);
+/* Replace the client's user id (an upstream connect answer may set one); NULL or "" for anonymous. */
+void sb_client_set_user_id(sb_client *c, const char *user_id);
+/* Replace the client's connect query string (kept interned). */
+void sb_client_set_query(sb_client *c, const char *query, size_t len);
+/* Stop holding what only an OpenConnection needed: claims, request headers and query (default mode,
+ * once the app server has them). */
+void sb_client_forget_request(sb_client *c);
 sb_client *sb_router_find_token(sb_router *r, const char *token);
 sb_client *sb_hub_find_client(sb_hub *hub, const char *connection_id);
 /* Remove from every index and group (state CLOSED).  Drops the router's reference. */

@@ -29,7 +29,9 @@ void sb_router_init(sb_router *r, struct sb_server *srv) {
     memset(r, 0, sizeof(*r));
     r->srv = srv;
     sb_dict_init(&r->hubs);
-    sb_dict_init(&r->tokens);
+    sb_ihash_init(&r->tokens, SB_IHASH_KEY_OFF(sb_client, token_link, token), SB_ID_LEN);
+    sb_intern_init(&r->strings);
+    sb_dict_init(&r->claims);
 }
 
 static void user_free(sb_user *u) {
@@ -58,7 +60,10 @@ void sb_router_free(sb_router *r) {
         sb_free(h);
     }
     sb_dict_free(&r->hubs);
-    sb_dict_free(&r->tokens);
+    sb_ihash_free(&r->tokens);
+    /* clients are gone (the caller closed them), and with them every holder of these */
+    sb_intern_free(&r->strings);
+    sb_dict_free(&r->claims);
 }
 
 int sb_hub_name_valid(const char *name) {
@@ -184,6 +189,54 @@ static void random_id(char out[SB_ID_LEN + 1]) {
     sb_buf_free(&b);
 }
 
+/*
+ * Shared claim sets.  Clients whose claims are equal (the same user's connections, or - serverless,
+ * where only the claims an upstream call carries are kept - every client of an anonymous or
+ * claim-less app) hold one json object, counted here under its canonical text.
+ */
+typedef struct shared_claims {
+    json_t *claims;
+    size_t holders;
+} shared_claims;
+
+static char *claims_key(json_t *claims) { return json_dumps(claims, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY); }
+
+/* Takes ownership of claims; returns the shared equal set, held once more. */
+static json_t *claims_share(sb_router *r, json_t *claims) {
+    if (!claims)
+        return NULL;
+    char *key = claims_key(claims);
+    if (!key)
+        abort(); /* jansson fails only on allocation: the out-of-memory policy (util/alloc.h) */
+    shared_claims *sc = sb_dict_gets(&r->claims, key);
+    if (sc) {
+        json_decref(claims);
+    } else {
+        sc = sb_malloc(sizeof(*sc));
+        sc->claims = claims;
+        sc->holders = 0;
+        sb_dict_set(&r->claims, key, strlen(key), sc);
+    }
+    free(key);
+    sc->holders++;
+    return sc->claims;
+}
+
+static void claims_release(sb_router *r, json_t *claims) {
+    if (!claims)
+        return;
+    char *key = claims_key(claims);
+    if (!key)
+        abort();
+    shared_claims *sc = sb_dict_gets(&r->claims, key);
+    if (sc && --sc->holders == 0) {
+        sb_dict_del(&r->claims, key, strlen(key));
+        json_decref(sc->claims);
+        sb_free(sc);
+    }
+    free(key);
+}
+
 sb_client *sb_client_new(sb_router *r, sb_hub *hub, const char *user_id, json_t *claims, int negotiate_version) {
     sb_client *c = sb_calloc(1, sizeof(*c));
     random_id(c->id);
@@ -192,24 +245,48 @@ sb_client *sb_client_new(sb_router *r, sb_hub *hub, const char *user_id, json_t 
     else
         memcpy(c->token, c->id, sizeof c->token);
     c->hub = hub;
-    c->user_id = user_id && *user_id ? sb_strdup(user_id) : NULL;
-    c->claims = claims;
-    c->negotiate_version = negotiate_version;
+    sb_client_set_user_id(c, user_id);
+    c->claims = claims_share(r, claims);
     c->state = SB_CLIENT_NEGOTIATED;
-    sb_outq_init(&c->lp_queue);
-    sb_buf_init(&c->in);
     sb_list_init(&c->members);
     sb_list_init(&c->user_link);
     sb_list_init(&c->server_node);
     sb_dict_init(&c->pending_invocations);
-    c->created_ms = c->last_recv_ms = c->last_send_ms = sb_now_ms(r->srv);
+    c->state_ms = c->last_recv_ms = c->last_send_ms = sb_stamp(sb_now_ms(r->srv));
     c->refs = 1; /* the router's */
-    sb_dict_set(&r->tokens, c->token, SB_ID_LEN, c);
+    sb_ihash_insert(&r->tokens, &c->token_link);
     r->nclients++;
     return c;
 }
 
-sb_client *sb_router_find_token(sb_router *r, const char *token) { return sb_dict_gets(&r->tokens, token); }
+void sb_client_set_user_id(sb_client *c, const char *user_id) {
+    sb_intern *strings = &c->hub->router->strings;
+    const char *next = user_id && *user_id ? sb_intern_gets(strings, user_id) : NULL;
+    sb_intern_put(strings, c->user_id);
+    c->user_id = next;
+}
+
+void sb_client_set_query(sb_client *c, const char *query, size_t len) {
+    sb_intern *strings = &c->hub->router->strings;
+    const char *next = sb_intern_get(strings, query, len);
+    sb_intern_put(strings, c->query);
+    c->query = next;
+}
+
+void sb_client_forget_request(sb_client *c) {
+    claims_release(c->hub->router, c->claims);
+    c->claims = NULL;
+    if (c->headers)
+        json_decref(c->headers);
+    c->headers = NULL;
+    sb_intern_put(&c->hub->router->strings, c->query);
+    c->query = NULL;
+}
+
+sb_client *sb_router_find_token(sb_router *r, const char *token) {
+    sb_ihash_node *n = sb_ihash_find(&r->tokens, token, strlen(token));
+    return n ? sb_container_of(n, sb_client, token_link) : NULL;
+}
 
 sb_client *sb_hub_find_client(sb_hub *hub, const char *connection_id) {
     return sb_dict_gets(&hub->clients, connection_id);
@@ -217,7 +294,7 @@ sb_client *sb_hub_find_client(sb_hub *hub, const char *connection_id) {
 
 void sb_client_activate(sb_client *c) {
     sb_hub *hub = c->hub;
-    sb_dict_set(&hub->clients, c->id, SB_ID_LEN, c);
+    sb_dict_set_ref(&hub->clients, c->id, SB_ID_LEN, c); /* the client outlives its entry (sb_client_unlink) */
     if (!c->user_id)
         return;
     sb_user *u = user_get(hub, c->user_id, 1);
@@ -245,9 +322,9 @@ void sb_client_unlink(sb_client *c) {
     sb_router *r = c->hub->router;
     /* A long-polling client with undelivered output (its Close message) stays findable by token
      * until its next poll collects it, or the disconnect timeout passes (sb_client_forget). */
-    int linger = c->transport == SB_TRANSPORT_LONGPOLLING && c->lp_queue.count && !c->conn;
+    int linger = c->transport == SB_TRANSPORT_LONGPOLLING && c->lp->queue.count && !c->conn;
     if (!linger)
-        sb_dict_del(&r->tokens, c->token, SB_ID_LEN);
+        sb_ihash_remove(&r->tokens, &c->token_link);
     if (sb_dict_get(&c->hub->clients, c->id, SB_ID_LEN) == c)
         sb_dict_del(&c->hub->clients, c->id, SB_ID_LEN);
     while (!sb_list_empty(&c->members))
@@ -271,26 +348,28 @@ void sb_client_forget(sb_client *c) {
     if (!c->lingering)
         return;
     c->lingering = 0;
-    sb_dict_del(&c->hub->router->tokens, c->token, SB_ID_LEN);
+    sb_ihash_remove(&c->hub->router->tokens, &c->token_link);
     sb_client_unref(c);
 }
 
 void sb_client_unref(sb_client *c) {
     if (--c->refs > 0)
         return;
-    sb_outq_clear(&c->lp_queue);
-    sb_buf_free(&c->in);
-    if (c->claims)
-        json_decref(c->claims);
-    if (c->headers)
-        json_decref(c->headers);
+    if (c->lp) {
+        sb_outq_clear(&c->lp->queue);
+        sb_free(c->lp);
+    }
+    if (c->in) {
+        sb_buf_free(c->in);
+        sb_free(c->in);
+    }
+    sb_client_forget_request(c);
+    sb_client_set_user_id(c, NULL);
     sb_dict_iter it;
     sb_dict_iter_init(&it, &c->pending_invocations);
     for (sb_dict_entry *e; (e = sb_dict_next(&it));)
         sb_free(e->value);
     sb_dict_free(&c->pending_invocations);
-    sb_free(c->user_id);
-    sb_free(c->query);
     sb_free(c);
 }
 

@@ -10,7 +10,8 @@
  * Writes: callers queue shared buffers with sb_conn_write(); nothing is written
  * immediately.  The connection is put on the server's pending list and flushed
  * once per loop turn (a uv_check handle), all queued buffers in one writev
- * (Redis handleClientsWithPendingWrites).  queued + in-flight bytes above
+ * (Redis handleClientsWithPendingWrites); a turn with many sockets to write
+ * spreads those writevs over the write threads (conn.c, util/parfor.h).  queued + in-flight bytes above
  * max_output_queue_bytes make sb_conn_write() return SB_ENOSPC: the caller
  * closes the consumer as slow.
  *
@@ -49,7 +50,9 @@ typedef enum sb_conn_kind {
 typedef struct sb_conn {
     uv_tcp_t tcp;
     struct sb_server *srv;
-    sb_conn_kind kind;
+    /* Field order and widths keep an idle WebSocket's sb_conn in a 512-byte malloc chunk: tens of
+     * thousands of them are the bulk of the server's memory (bench idle-19k). */
+    sb_conn_kind kind : 4;
     unsigned closing : 1;
     unsigned close_after_flush : 1;
     unsigned write_pending : 1; /* on srv->pending_writes */
@@ -60,11 +63,13 @@ typedef struct sb_conn {
     unsigned lingering : 1;   /* answered and shut down for writing; draining input before the close */
     unsigned dispatching : 1; /* inside the HTTP request loop (no re-entry) */
     unsigned resp_head : 1;   /* the request being answered is a HEAD */
+    unsigned handle_closed : 1; /* the uv_close callback ran */
+    int holds; /* sb_conn_hold() references: memory outlives uv_close until released */
     char peer_ip[46];
-    sb_http_parser *http; /* while kind == HTTP; freed after an upgrade */
+    sb_http_parser *http; /* kind == HTTP, from a request's first byte until it is answered (net/http.c) */
     char *origin;         /* Origin of the request being answered (CORS), or NULL */
-    sb_buf in;            /* bytes received and not yet consumed */
-    sb_ws_parser *ws;     /* kind == WS */
+    sb_buf in;            /* bytes received and not yet consumed; no storage while empty */
+    sb_ws_parser *ws;     /* kind == WS, only while a frame or message is partly received (net/ws.c) */
     sb_outq out;          /* queued, not yet handed to the kernel */
     size_t inflight;      /* bytes handed to uv_write and not yet completed */
     sb_list pending_link; /* in srv->pending_writes */
@@ -74,12 +79,10 @@ typedef struct sb_conn {
     void *upper;
     void (*on_ws_message)(struct sb_conn *c, int opcode, const char *data, size_t len);
     void (*on_lost)(struct sb_conn *c);
-    uint64_t last_read_ms;
-    int holds;     /* sb_conn_hold() references: memory outlives uv_close until released */
-    int handle_closed; /* the uv_close callback ran */
     uint64_t req_start_ns; /* when the request being answered was complete (HTTP request logs) */
     uint64_t linger_deadline_ms;
-    size_t linger_discarded;
+    uint32_t linger_discarded; /* bounded by LINGER_MAX_BYTES (conn.c) */
+    uint32_t ws_max_message;   /* kind == WS: the message size limit the parser is created with */
 } sb_conn;
 
 /* Queue b for writing (takes a reference).  SB_ENOSPC if over the output limit (nothing queued). */

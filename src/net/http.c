@@ -116,6 +116,20 @@ void sb_http_respond_json(sb_conn *c, int status, json_t *body) {
     free(s);
 }
 
+static void parser_free(sb_conn *c) {
+    if (!c->http)
+        return;
+    sb_http_parser_free(c->http);
+    sb_free(c->http);
+    c->http = NULL;
+}
+
+void sb_http_release_request(sb_conn *c) {
+    parser_free(c);
+    sb_free(c->origin);
+    c->origin = NULL;
+}
+
 void sb_http_request_done(sb_conn *c) {
     if (c->closing)
         return;
@@ -123,8 +137,12 @@ void sb_http_request_done(sb_conn *c) {
     c->kind = SB_CONN_HTTP;
     sb_free(c->origin);
     c->origin = NULL;
-    if (c->http)
-        sb_http_parser_reset(c->http);
+    if (c->http) {
+        if (c->in.len) /* a pipelined request has begun */
+            sb_http_parser_reset(c->http);
+        else
+            parser_free(c);
+    }
     if (!c->resp_keep_alive) {
         sb_conn_close_after_flush(c);
         return;
@@ -185,6 +203,13 @@ static void dispatch(sb_conn *c, sb_http_request *req) {
 void sb_http_on_data(sb_conn *c) {
     c->dispatching = 1;
     while (!c->closing && !c->close_after_flush && c->kind == SB_CONN_HTTP && !c->busy && c->in.len) {
+        if (!c->http) {
+            const sb_config *cfg = &c->srv->cfg;
+            c->http = sb_malloc(sizeof(*c->http));
+            sb_http_parser_init(c->http, (size_t)cfg->max_header_bytes, (size_t)cfg->max_url_bytes,
+                                (size_t)(cfg->max_rest_body_bytes > cfg->max_message_bytes ? cfg->max_rest_body_bytes
+                                                                                           : cfg->max_message_bytes));
+        }
         size_t used = 0;
         int rc = sb_http_parser_feed(c->http, c->in.data, c->in.len, &used);
         if (rc == SB_EAGAIN) {
@@ -216,11 +241,7 @@ void sb_http_on_data(sb_conn *c) {
         dispatch(c, req);
         if (c->kind == SB_CONN_WS && !c->closing) {
             sb_http_log_response(c, 101);
-            sb_http_parser_free(c->http);
-            sb_free(c->http);
-            c->http = NULL;
-            sb_free(c->origin);
-            c->origin = NULL;
+            sb_http_release_request(c);
             c->busy = 0;
             if (c->in.len)
                 sb_ws_on_data(c);

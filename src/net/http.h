@@ -42,7 +42,11 @@ void sb_http_respond_head(sb_conn *c, int status, const char *content_type, cons
 /* Record an HTTP request log for the request being answered (called when its status is known). */
 void sb_http_log_response(sb_conn *c, int status);
 
-/* The asynchronous answer to the current request is complete: continue with the next request or close. */
+/* The asynchronous answer to the current request is complete: continue with the next request or close.
+ * A connection with no further request bytes keeps no parser meanwhile (idle keep-alive sockets are cheap). */
 void sb_http_request_done(sb_conn *c);
+/* The response has been started and streams until the socket closes (Server-Sent Events): the
+ * request's parser and Origin are not needed any more.  Its request log was written with the head. */
+void sb_http_release_request(sb_conn *c);
 
 #endif

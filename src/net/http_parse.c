@@ -78,11 +78,12 @@ static int append_raw(sb_http_parser *p, const char *at, size_t len) {
 }
 
 static void commit_header(sb_http_parser *p) {
-    size_t *h = p->hdr_off[p->req.nheaders++];
-    h[0] = p->cur_name_off;
-    h[1] = p->cur_name_len;
-    h[2] = p->cur_value_off;
-    h[3] = p->cur_value_len;
+    /* all four are within raw, which append_raw keeps below max_header_bytes */
+    uint32_t *h = p->hdr_off[p->req.nheaders++];
+    h[0] = (uint32_t)p->cur_name_off;
+    h[1] = (uint32_t)p->cur_name_len;
+    h[2] = (uint32_t)p->cur_value_off;
+    h[3] = (uint32_t)p->cur_value_len;
 }
 
 static int on_url(http_parser *hp, const char *at, size_t len) {
@@ -159,7 +160,7 @@ static void fix_slices(sb_http_parser *p) {
     r->url = sb_slice_make(base + p->url_off, p->url_len);
     split_target(r);
     for (size_t i = 0; i < r->nheaders; i++) {
-        size_t *h = p->hdr_off[i];
+        const uint32_t *h = p->hdr_off[i];
         sb_slice v = sb_slice_make(base + h[2], h[3]);
         /* http-parser drops leading whitespace of a value but keeps trailing. */
         while (v.len && (v.base[v.len - 1] == ' ' || v.base[v.len - 1] == '\t'))

@@ -58,7 +58,7 @@ typedef struct sb_http_parser {
     /* private: offsets of the header being assembled */
     size_t cur_name_off, cur_name_len, cur_value_off, cur_value_len;
     size_t url_off, url_len;
-    size_t hdr_off[SB_HTTP_MAX_HEADERS][4];
+    uint32_t hdr_off[SB_HTTP_MAX_HEADERS][4]; /* name off, len, value off, len (within raw: < 4 GiB) */
 } sb_http_parser;
 
 void sb_http_parser_init(sb_http_parser *p, size_t max_header_bytes, size_t max_url_bytes, size_t max_body_bytes);

@@ -2,6 +2,12 @@
  * ws.c - WebSocket connections on top of sb_conn; see ws.h.
  * Framing rules live in ws_frame.c; this file moves bytes between the socket
  * and the message consumer and answers control frames.
+ *
+ * The frame parser exists only while a frame or a fragmented message is
+ * partly received: it is created when bytes arrive and freed (with its
+ * reassembly buffers) once they are all consumed at a frame boundary.  An
+ * idle WebSocket therefore holds no parser and no buffer; the limit it is
+ * created with stays in c->ws_max_message.
  */
 #include "net/ws.h"
 
@@ -42,9 +48,9 @@ void sb_ws_upgrade(sb_conn *c, const sb_http_request *req, size_t max_message) {
     sb_conn_write_copy(c, b.data, b.len);
     sb_buf_free(&b);
     c->kind = SB_CONN_WS;
-    c->ws = sb_malloc(sizeof(*c->ws));
-    sb_ws_parser_init(c->ws, max_message);
-    /* the HTTP parser is freed by the HTTP layer once the dispatch returns */
+    c->ws_max_message = max_message > UINT32_MAX ? UINT32_MAX : (uint32_t)max_message;
+    /* the HTTP parser is freed by the HTTP layer once the dispatch returns; the frame parser
+     * is created with the first bytes (sb_ws_on_data) */
 }
 
 void sb_ws_close(sb_conn *c, uint16_t code, const char *reason) {
@@ -65,6 +71,10 @@ static void deliver(sb_conn *c, int opcode, const char *data, size_t len) {
 }
 
 void sb_ws_on_data(sb_conn *c) {
+    if (!c->ws && c->in.len) {
+        c->ws = sb_malloc(sizeof(*c->ws));
+        sb_ws_parser_init(c->ws, c->ws_max_message);
+    }
     size_t off = 0;
     while (off < c->in.len && !c->closing && !c->close_after_flush) {
         size_t used = 0;
@@ -101,6 +111,13 @@ void sb_ws_on_data(sb_conn *c) {
             break;
         }
     }
-    if (!c->closing)
-        sb_buf_consume(&c->in, off);
+    if (c->closing)
+        return;
+    sb_buf_consume(&c->in, off);
+    if (c->ws && !c->in.len && sb_ws_parser_idle(c->ws)) {
+        /* every event was handled above: nothing in the parser is needed any more */
+        sb_ws_parser_free(c->ws);
+        sb_free(c->ws);
+        c->ws = NULL;
+    }
 }

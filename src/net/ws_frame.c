@@ -82,6 +82,8 @@ void sb_ws_parser_free(sb_ws_parser *p) {
     sb_buf_free(&p->ctl);
 }
 
+int sb_ws_parser_idle(const sb_ws_parser *p) { return p->state == ST_HEADER && p->hdr_len == 0 && !p->msg_opcode; }
+
 /* Bytes 0 and 1 of a header: everything that can be judged before the length. */
 static int check_first_bytes(sb_ws_parser *p) {
     uint8_t b0 = p->hdr[0], b1 = p->hdr[1];

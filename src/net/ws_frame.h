@@ -73,6 +73,13 @@ typedef struct sb_ws_parser {
 void sb_ws_parser_init(sb_ws_parser *p, size_t max_message);
 void sb_ws_parser_free(sb_ws_parser *p);
 /*
+ * 1 when the parser is between frames with no message in progress and no
+ * error: it then holds nothing the next byte needs (only payload storage of
+ * events already returned), so a caller done with those events may free it
+ * and start a new one when bytes arrive (idle connections keep no parser).
+ */
+int sb_ws_parser_idle(const sb_ws_parser *p);
+/*
  * Consume input.  Returns SB_OK with *ev filled when an event is complete
  * (*consumed bytes used; call again with the rest), SB_EAGAIN when all input was
  * consumed without completing an event, or a negative error (SB_EPROTO,

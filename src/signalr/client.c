@@ -33,6 +33,7 @@
 #include "service/service.h"
 #include "signalr/transport_http.h"
 #include "upstream/dispatch.h"
+#include "upstream/upstream.h"
 #include "util/alloc.h"
 #include "util/error.h"
 
@@ -77,6 +78,38 @@ static int authenticate(sb_conn *c, sb_http_request *req, const char *hub, int a
 static int claim_true(json_t *claims, const char *name) {
     const char *v = sb_jwt_claim_string(claims, name);
     return v && strcasecmp(v, "true") == 0;
+}
+
+/*
+ * The claims a client keeps after negotiate (takes ownership of claims).  Default mode: the whole
+ * token payload, which OpenConnection passes to the app server.  Serverless: a client's claims only
+ * feed its upstream calls' X-ASRS-User-Claims header, so keep exactly the claims that header
+ * carries (upstream.c decides which: each is tried alone) - the token's times and audience, which
+ * differ per token, would make every client's set unique and unshareable (hub.h).
+ */
+static json_t *claims_to_keep(sb_server *srv, json_t *claims) {
+    if (srv->mode == SB_MODE_DEFAULT || !claims)
+        return claims;
+    json_t *kept = json_object();
+    sb_buf header;
+    sb_buf_init(&header);
+    const char *name;
+    json_t *value;
+    json_object_foreach(claims, name, value) {
+        json_t *one = json_object();
+        json_object_set(one, name, value);
+        sb_buf_reset(&header);
+        sb_upstream_claims_header(one, &header);
+        if (header.len)
+            json_object_set(kept, name, value);
+        json_decref(one);
+    }
+    sb_buf_free(&header);
+    json_decref(claims);
+    if (json_object_size(kept))
+        return kept;
+    json_decref(kept);
+    return NULL;
 }
 
 /* ---- negotiate -------------------------------------------------------------- */
@@ -129,7 +162,10 @@ static void negotiate(sb_conn *c, sb_http_request *req, sb_hub *hub, json_t *cla
         sb_http_respond_text(c, 429, "Too Many Requests: diagnostic client count reaches limit.");
         return;
     }
-    sb_client *cl = sb_client_new(&srv->router, hub, sb_jwt_user_id(claims), claims, version);
+    /* the user id points into the whole claims: they live until the client has its copy */
+    sb_client *cl =
+        sb_client_new(&srv->router, hub, sb_jwt_user_id(claims), claims_to_keep(srv, json_incref(claims)), version);
+    json_decref(claims);
     if (diagnostic) {
         cl->diagnostic = 1;
         srv->ndiagnostic_clients++;
@@ -174,8 +210,8 @@ static void remember_request(sb_client *cl, const sb_http_request *req) {
         }
         p = pe + 1;
     }
-    sb_free(cl->query);
-    cl->query = sb_buf_steal(&q, NULL);
+    sb_client_set_query(cl, q.data ? q.data : "", q.len);
+    sb_buf_free(&q);
     if (cl->hub->router->srv->mode != SB_MODE_DEFAULT)
         return; /* only an app server's OpenConnection carries the headers: keep idle clients small */
     if (cl->headers)
@@ -228,7 +264,7 @@ static void connect_request(sb_conn *c, sb_http_request *req, sb_hub *hub) {
             cl->conn = c;
             cl->transport = SB_TRANSPORT_WEBSOCKETS;
             cl->state = SB_CLIENT_HANDSHAKE;
-            cl->connected_ms = cl->last_recv_ms = sb_now_ms(srv);
+            cl->state_ms = cl->last_recv_ms = sb_stamp(sb_now_ms(srv));
             snprintf(cl->caller_ip, sizeof cl->caller_ip, "%s", c->peer_ip);
             return;
         }
@@ -239,7 +275,7 @@ static void connect_request(sb_conn *c, sb_http_request *req, sb_hub *hub) {
             }
             cl->transport = SB_TRANSPORT_SSE;
             cl->state = SB_CLIENT_HANDSHAKE;
-            cl->connected_ms = cl->last_recv_ms = sb_now_ms(srv);
+            cl->state_ms = cl->last_recv_ms = sb_stamp(sb_now_ms(srv));
             snprintf(cl->caller_ip, sizeof cl->caller_ip, "%s", c->peer_ip);
             remember_request(cl, req);
             sb_sse_start(c, cl);
@@ -354,10 +390,10 @@ int sb_client_deliver(sb_client *cl, sb_msg *m) {
         sb_shbuf *b = sb_msg_wire(m, json ? SB_WIRE_RAW_JSON : SB_WIRE_RAW_MSGPACK);
         if (!b)
             return SB_EINVAL;
-        if (cl->lp_queue.bytes + b->len > (size_t)cl->hub->router->srv->cfg.max_output_queue_bytes &&
-            cl->lp_queue.bytes)
+        sb_outq *q = &cl->lp->queue;
+        if (q->bytes + b->len > (size_t)cl->hub->router->srv->cfg.max_output_queue_bytes && q->bytes)
             return SB_ENOSPC;
-        sb_outq_push(&cl->lp_queue, b);
+        sb_outq_push(q, b);
         bytes = b->len;
         sb_lp_flush(cl);
         break;
@@ -366,10 +402,10 @@ int sb_client_deliver(sb_client *cl, sb_msg *m) {
         return SB_ECLOSED;
     }
     if (rc == SB_OK) {
-        cl->last_send_ms = sb_now_ms(cl->hub->router->srv);
+        cl->last_send_ms = sb_stamp(sb_now_ms(cl->hub->router->srv));
         sb_metrics_outbound(cl->hub->router->srv, bytes, m->is_ping);
         if (m->tracing_id)
-            sb_log_message_to_client(cl, m->tracing_id);
+            sb_log_message_to_client(cl, m);
     }
     return rc;
 }
@@ -430,15 +466,13 @@ static void on_upstream_connect(sb_client *cl, const sb_upstream_connect_result 
         handshake_fail_with(cl, r->error, SB_CLOSE_UPSTREAM_FAILED);
         return;
     }
-    if (r->user_id) {
-        sb_free(cl->user_id);
-        cl->user_id = sb_strdup(r->user_id);
-    }
+    if (r->user_id)
+        sb_client_set_user_id(cl, r->user_id);
     handshake_complete(cl);
     for (size_t i = 0; i < r->ngroups && cl->state == SB_CLIENT_CONNECTED; i++)
         sb_router_group_add(cl->hub, r->groups[i], cl->id);
     /* messages that arrived while the handshake waited */
-    if (cl->state == SB_CLIENT_CONNECTED && cl->in.len)
+    if (cl->state == SB_CLIENT_CONNECTED && cl->in)
         sb_client_on_bytes(cl, "", 0);
 }
 
@@ -490,6 +524,7 @@ static size_t on_handshake(sb_client *cl, const char *data, size_t len) {
             handshake_fail(cl, not_connected_text);
             return len;
         }
+        sb_client_forget_request(cl); /* the app server has them now */
         sb_log_client_started(cl);
         sb_metrics_connection_opened(cl->hub->router->srv, SB_EP_CLIENT);
         return used;
@@ -555,18 +590,28 @@ static void on_message(sb_client *cl, const sb_hub_msg *m, const char *framed, s
     }
 }
 
+/* The held remainder exists only while it holds bytes: an idle client keeps no buffer. */
+static void drop_input(sb_client *cl) {
+    if (!cl->in)
+        return;
+    sb_buf_free(cl->in);
+    sb_free(cl->in);
+    cl->in = NULL;
+}
+
 void sb_client_on_bytes(sb_client *cl, const char *data, size_t len) {
     if (cl->state == SB_CLIENT_CLOSED)
         return;
     sb_server *srv = cl->hub->router->srv;
-    cl->last_recv_ms = sb_now_ms(srv);
+    cl->last_recv_ms = sb_stamp(sb_now_ms(srv));
     /* work on the held remainder plus the new bytes */
     const char *p = data;
     size_t n = len;
-    if (cl->in.len) {
-        sb_buf_append(&cl->in, data, len);
-        p = cl->in.data;
-        n = cl->in.len;
+    sb_buf *held = cl->in;
+    if (held) {
+        sb_buf_append(held, data, len);
+        p = held->data;
+        n = held->len;
     }
     size_t off = 0;
     sb_client_ref(cl);
@@ -611,18 +656,24 @@ void sb_client_on_bytes(sb_client *cl, const char *data, size_t len) {
     }
     if (cl->state != SB_CLIENT_CLOSED) {
         /* keep what is not a whole message yet */
-        if (p == cl->in.data) {
-            sb_buf_consume(&cl->in, off);
+        if (held) { /* nothing above replaces cl->in: only this function does, and it does not recurse */
+            sb_buf_consume(held, off);
+            if (!held->len)
+                drop_input(cl);
         } else if (off < n) {
             if (n - off > (size_t)srv->cfg.max_message_bytes + 16) {
                 sb_client_close(cl, SB_CLOSE_PROTOCOL_ERROR,
                                 "Connection closed with an error. The message exceeds the maximum size.", 0);
             } else {
-                sb_buf_append(&cl->in, p + off, n - off);
+                if (!cl->in) {
+                    cl->in = sb_malloc(sizeof(*cl->in));
+                    sb_buf_init(cl->in);
+                }
+                sb_buf_append(cl->in, p + off, n - off);
             }
         }
     } else {
-        sb_buf_free(&cl->in);
+        drop_input(cl);
     }
     sb_client_unref(cl);
 }
@@ -650,7 +701,7 @@ void sb_client_close(sb_client *cl, sb_close_reason why, const char *error, int 
         /* a Close message is never refused for backlog: push it past the limit */
         if (cl->transport == SB_TRANSPORT_LONGPOLLING) {
             sb_shbuf *raw = sb_msg_wire(&m, cl->protocol == SB_HUBPROTO_JSON ? SB_WIRE_RAW_JSON : SB_WIRE_RAW_MSGPACK);
-            sb_outq_push(&cl->lp_queue, raw);
+            sb_outq_push(&cl->lp->queue, raw);
         } else if (c && !c->closing) {
             sb_wire w = cl->transport == SB_TRANSPORT_SSE       ? SB_WIRE_SSE_JSON
                         : cl->protocol == SB_HUBPROTO_JSON ? SB_WIRE_WS_JSON
@@ -717,7 +768,7 @@ void sb_client_transport_lost(sb_client *cl, sb_conn *c) {
         sb_client_close(cl, SB_CLOSE_NORMAL, NULL, 0);
         break;
     case SB_TRANSPORT_LONGPOLLING:
-        cl->transport_lost_ms = sb_now_ms(c->srv);
+        cl->lp->transport_lost_ms = sb_now_ms(c->srv);
         break;
     case SB_TRANSPORT_NONE:
         break;
@@ -726,41 +777,53 @@ void sb_client_transport_lost(sb_client *cl, sb_conn *c) {
 
 /* ---- timers ----------------------------------------------------------------- */
 
+/* Between messages a client needs no output ring: give back the socket's (and the long-polling
+ * queue's) once a sweep; the next message allocates one again (Redis' clientsCron does the same
+ * with idle clients' buffers).  Input buffers need no sweep: they are freed when emptied. */
+static void release_idle_buffers(sb_client *cl) {
+    if (cl->conn && !cl->conn->out.count)
+        sb_outq_clear(&cl->conn->out);
+    if (cl->lp && !cl->lp->queue.count)
+        sb_outq_clear(&cl->lp->queue);
+}
+
 void sb_client_sweep(sb_server *srv) {
     uint64_t now = sb_now_ms(srv);
     const sb_config *cfg = &srv->cfg;
     sb_msg ping;
     memset(&ping, 0, sizeof ping);
     int ping_ready = 0;
-    sb_dict_iter it;
-    sb_dict_iter_init(&it, &srv->router.tokens);
-    for (sb_dict_entry *e; (e = sb_dict_next(&it));) {
-        sb_client *cl = e->value;
+    sb_ihash_iter it;
+    sb_ihash_iter_init(&it, &srv->router.tokens);
+    for (sb_ihash_node *n; (n = sb_ihash_next(&it));) {
+        sb_client *cl = sb_container_of(n, sb_client, token_link);
         switch (cl->state) {
         case SB_CLIENT_NEGOTIATED:
-            if (now - cl->created_ms >= (uint64_t)cfg->negotiate_timeout_ms)
+            if (sb_stamp_since(now, cl->state_ms) >= (uint32_t)cfg->negotiate_timeout_ms)
                 sb_client_close(cl, SB_CLOSE_NEGOTIATE_TIMEOUT, NULL, 0);
             break;
         case SB_CLIENT_HANDSHAKE:
-            if (now - cl->connected_ms >= (uint64_t)cfg->handshake_timeout_ms)
+            if (sb_stamp_since(now, cl->state_ms) >= (uint32_t)cfg->handshake_timeout_ms)
                 handshake_fail(cl, "Handshake was canceled.");
-            else if (cl->transport == SB_TRANSPORT_LONGPOLLING && !cl->conn && cl->transport_lost_ms &&
-                     now - cl->transport_lost_ms >= (uint64_t)cfg->disconnect_timeout_ms)
+            else if (cl->transport == SB_TRANSPORT_LONGPOLLING && !cl->conn && cl->lp->transport_lost_ms &&
+                     now - cl->lp->transport_lost_ms >= (uint64_t)cfg->disconnect_timeout_ms)
                 sb_client_close(cl, SB_CLOSE_TRANSPORT_LOST, NULL, 0);
             break;
         case SB_CLIENT_CONNECTED:
             if (cl->transport == SB_TRANSPORT_LONGPOLLING) {
                 sb_lp_check_deadline(cl, now);
-                if (!cl->conn && cl->transport_lost_ms &&
-                    now - cl->transport_lost_ms >= (uint64_t)cfg->disconnect_timeout_ms)
+                if (!cl->conn && cl->lp->transport_lost_ms &&
+                    now - cl->lp->transport_lost_ms >= (uint64_t)cfg->disconnect_timeout_ms)
                     sb_client_close(cl, SB_CLOSE_TRANSPORT_LOST, NULL, 0);
+                else
+                    release_idle_buffers(cl);
                 break;
             }
-            if (now - cl->last_recv_ms >= (uint64_t)cfg->client_timeout_ms) {
+            if (sb_stamp_since(now, cl->last_recv_ms) >= (uint32_t)cfg->client_timeout_ms) {
                 sb_client_close(cl, SB_CLOSE_PING_TIMEOUT, SB_MSG_PING_TIMEOUT, 1);
                 break;
             }
-            if (now - cl->last_send_ms >= (uint64_t)cfg->keep_alive_interval_ms) {
+            if (sb_stamp_since(now, cl->last_send_ms) >= (uint32_t)cfg->keep_alive_interval_ms) {
                 if (!ping_ready) {
                     sb_buf b;
                     sb_buf_init(&b);
@@ -773,13 +836,17 @@ void sb_client_sweep(sb_server *srv) {
                     ping.is_ping = 1;
                     ping_ready = 1;
                 }
-                if (sb_client_deliver(cl, &ping) == SB_ENOSPC)
+                if (sb_client_deliver(cl, &ping) == SB_ENOSPC) {
                     sb_client_close(cl, SB_CLOSE_SLOW_CLIENT,
                                     "Connection closed because it is too slow to receive messages.", 1);
+                    break;
+                }
             }
+            release_idle_buffers(cl);
             break;
         case SB_CLIENT_CLOSED:
-            if (cl->lingering && !cl->conn && now - cl->transport_lost_ms >= (uint64_t)cfg->disconnect_timeout_ms)
+            if (cl->lingering && !cl->conn &&
+                now - cl->lp->transport_lost_ms >= (uint64_t)cfg->disconnect_timeout_ms)
                 sb_client_forget(cl);
             break;
         }
@@ -788,10 +855,10 @@ void sb_client_sweep(sb_server *srv) {
 }
 
 void sb_client_close_all(sb_server *srv, sb_close_reason why, const char *error) {
-    sb_dict_iter it;
-    sb_dict_iter_init(&it, &srv->router.tokens);
-    for (sb_dict_entry *e; (e = sb_dict_next(&it));) {
-        sb_client *cl = e->value;
+    sb_ihash_iter it;
+    sb_ihash_iter_init(&it, &srv->router.tokens);
+    for (sb_ihash_node *n; (n = sb_ihash_next(&it));) {
+        sb_client *cl = sb_container_of(n, sb_client, token_link);
         if (cl->state == SB_CLIENT_CLOSED)
             sb_client_forget(cl);
         else

@@ -6,8 +6,9 @@
  * Messages are framed as events once per fan-out (hub/msg.c) and queued on
  * the socket like WebSocket frames.
  *
- * Long polling: messages wait in the client's lp_queue (bounded like any
- * output queue).  The first poll is the connect step and returns 200 empty at
+ * Long polling: messages wait in the client's lp->queue (bounded like any
+ * output queue; cl->lp exists from the first poll on, other transports do
+ * without it).  The first poll is the connect step and returns 200 empty at
  * once; later polls return everything queued, or park until data arrives or
  * the poll deadline passes (200 empty, the client polls again).  A poll for a
  * closed connection gets 204.  While no poll is parked the client is
@@ -31,13 +32,14 @@ void sb_sse_start(sb_conn *c, sb_client *cl) {
                          "Cache-Control: no-cache,no-store\r\nPragma: no-cache\r\nContent-Encoding: identity\r\n"
                          "X-Accel-Buffering: no\r\n");
     sb_conn_write_copy(c, ":\r\n", 3);
+    sb_http_release_request(c); /* a stream until the socket closes: no further request on it */
     c->kind = SB_CONN_SSE;
     c->client = cl;
     cl->conn = c;
 }
 
 static void answer_with_queue(sb_conn *c, sb_client *cl) {
-    sb_outq *q = &cl->lp_queue;
+    sb_outq *q = &cl->lp->queue;
     char head[512];
     snprintf(head, sizeof head, "%s", no_cache);
     c->kind = SB_CONN_HTTP;
@@ -69,7 +71,7 @@ static void answer_with_queue(sb_conn *c, sb_client *cl) {
         }
         sb_outq_consume(q, s->len - q->off);
     }
-    cl->transport_lost_ms = sb_now_ms(c->srv);
+    cl->lp->transport_lost_ms = sb_now_ms(c->srv);
     sb_http_request_done(c);
 }
 
@@ -84,7 +86,7 @@ void sb_lp_poll(sb_conn *c, sb_client *cl) {
     }
     if (cl->state == SB_CLIENT_CLOSED) {
         sb_client_ref(cl);
-        if (cl->lp_queue.count)
+        if (cl->lp && cl->lp->queue.count)
             answer_with_queue(c, cl);
         else
             sb_http_respond(c, 204, "text/plain", NULL, 0, no_cache);
@@ -94,27 +96,29 @@ void sb_lp_poll(sb_conn *c, sb_client *cl) {
     }
     if (cl->transport == SB_TRANSPORT_NONE) {
         /* first poll: the connect step, answered at once */
+        cl->lp = sb_calloc(1, sizeof(*cl->lp));
+        sb_outq_init(&cl->lp->queue);
         cl->transport = SB_TRANSPORT_LONGPOLLING;
         cl->state = SB_CLIENT_HANDSHAKE;
-        cl->connected_ms = cl->last_recv_ms = sb_now_ms(c->srv);
-        cl->transport_lost_ms = cl->connected_ms;
+        cl->lp->transport_lost_ms = sb_now_ms(c->srv);
+        cl->state_ms = cl->last_recv_ms = sb_stamp(cl->lp->transport_lost_ms);
         sb_http_respond(c, 200, "application/octet-stream", NULL, 0, no_cache);
         return;
     }
-    if (cl->lp_queue.count) {
+    if (cl->lp->queue.count) {
         answer_with_queue(c, cl);
         return;
     }
     c->kind = SB_CONN_LP;
     c->client = cl;
     cl->conn = c;
-    cl->transport_lost_ms = 0;
-    cl->poll_deadline_ms = sb_now_ms(c->srv) + (uint64_t)c->srv->cfg.long_poll_timeout_ms;
+    cl->lp->transport_lost_ms = 0;
+    cl->lp->poll_deadline_ms = sb_now_ms(c->srv) + (uint64_t)c->srv->cfg.long_poll_timeout_ms;
 }
 
 void sb_lp_flush(sb_client *cl) {
     sb_conn *c = cl->conn;
-    if (c && c->kind == SB_CONN_LP && !c->closing && cl->lp_queue.count)
+    if (c && c->kind == SB_CONN_LP && !c->closing && cl->lp->queue.count)
         answer_with_queue(c, cl);
 }
 
@@ -122,7 +126,7 @@ void sb_lp_end(sb_client *cl) {
     sb_conn *c = cl->conn;
     if (!c || c->kind != SB_CONN_LP || c->closing)
         return;
-    if (cl->lp_queue.count) {
+    if (cl->lp->queue.count) {
         answer_with_queue(c, cl);
         return;
     }
@@ -133,10 +137,10 @@ void sb_lp_end(sb_client *cl) {
 
 void sb_lp_check_deadline(sb_client *cl, uint64_t now) {
     sb_conn *c = cl->conn;
-    if (!c || c->kind != SB_CONN_LP || c->closing || now < cl->poll_deadline_ms)
+    if (!c || c->kind != SB_CONN_LP || c->closing || now < cl->lp->poll_deadline_ms)
         return;
     c->client = NULL;
     cl->conn = NULL;
-    cl->transport_lost_ms = now;
+    cl->lp->transport_lost_ms = now;
     sb_http_respond(c, 200, "application/octet-stream", NULL, 0, no_cache);
 }

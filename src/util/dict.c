@@ -60,7 +60,7 @@ void sb_dict_free(sb_dict *d) {
     sb_dict_init(d);
 }
 
-static sb_dict_entry **find(const sb_dict *d, const char *key, size_t klen, uint64_t h) {
+static sb_dict_entry **find(const sb_dict *d, const char *key, size_t klen, uint32_t h) {
     sb_dict_entry **pp = &d->buckets[h & (d->nbuckets - 1)];
     for (; *pp; pp = &(*pp)->next)
         if ((*pp)->hash == h && (*pp)->klen == klen && memcmp((*pp)->key, key, klen) == 0)
@@ -68,11 +68,17 @@ static sb_dict_entry **find(const sb_dict *d, const char *key, size_t klen, uint
     return pp;
 }
 
-void *sb_dict_get(const sb_dict *d, const char *key, size_t klen) {
+static uint32_t hash32(const char *key, size_t klen) { return (uint32_t)sb_hash_bytes(key, klen); }
+
+sb_dict_entry *sb_dict_find(const sb_dict *d, const char *key, size_t klen) {
     if (!d->count)
         return NULL;
-    sb_dict_entry **pp = find(d, key, klen, sb_hash_bytes(key, klen));
-    return *pp ? (*pp)->value : NULL;
+    return *find(d, key, klen, hash32(key, klen));
+}
+
+void *sb_dict_get(const sb_dict *d, const char *key, size_t klen) {
+    sb_dict_entry *e = sb_dict_find(d, key, klen);
+    return e ? e->value : NULL;
 }
 
 static void grow(sb_dict *d) {
@@ -93,32 +99,44 @@ static void grow(sb_dict *d) {
     d->nbuckets = n;
 }
 
-void *sb_dict_set(sb_dict *d, const char *key, size_t klen, void *value) {
+static void *set(sb_dict *d, const char *key, size_t klen, void *value, int copy) {
     if (d->count >= d->nbuckets)
         grow(d);
-    uint64_t h = sb_hash_bytes(key, klen);
+    uint32_t h = hash32(key, klen);
     sb_dict_entry **pp = find(d, key, klen, h);
     if (*pp) {
-        void *old = (*pp)->value;
-        (*pp)->value = value;
+        sb_dict_entry *e = *pp;
+        void *old = e->value;
+        e->value = value;
+        if (e->key != e->copy)
+            e->key = key;
         return old;
     }
-    sb_dict_entry *e = sb_malloc(sizeof(*e) + klen + 1);
+    sb_dict_entry *e = sb_malloc(sizeof(*e) + (copy ? klen + 1 : 0));
     e->next = NULL;
     e->value = value;
     e->hash = h;
-    e->klen = klen;
-    memcpy(e->key, key, klen);
-    e->key[klen] = '\0';
+    e->klen = (uint32_t)klen;
+    if (copy) {
+        memcpy(e->copy, key, klen);
+        e->copy[klen] = '\0';
+        e->key = e->copy;
+    } else {
+        e->key = key;
+    }
     *pp = e;
     d->count++;
     return NULL;
 }
 
+void *sb_dict_set(sb_dict *d, const char *key, size_t klen, void *value) { return set(d, key, klen, value, 1); }
+
+void *sb_dict_set_ref(sb_dict *d, const char *key, size_t klen, void *value) { return set(d, key, klen, value, 0); }
+
 void *sb_dict_del(sb_dict *d, const char *key, size_t klen) {
     if (!d->count)
         return NULL;
-    sb_dict_entry **pp = find(d, key, klen, sb_hash_bytes(key, klen));
+    sb_dict_entry **pp = find(d, key, klen, hash32(key, klen));
     sb_dict_entry *e = *pp;
     if (!e)
         return NULL;

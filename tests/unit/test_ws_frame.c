@@ -749,6 +749,64 @@ static void test_close_frame_encoder(void **state) {
     sb_shbuf_unref(s);
 }
 
+/* Feed in one byte at a time; idle[i] is sb_ws_parser_idle() after byte i (and at the start). */
+static void idle_trace(sb_ws_parser *p, const sb_buf *in, int *idle, int *last_rc) {
+    idle[0] = sb_ws_parser_idle(p);
+    for (size_t i = 0; i < in->len; i++) {
+        size_t used = 0;
+        sb_ws_event ev;
+        *last_rc = sb_ws_parse(p, (const uint8_t *)in->data + i, 1, &used, &ev);
+        assert_int_equal(used, 1);
+        idle[i + 1] = sb_ws_parser_idle(p);
+    }
+}
+
+static void test_idle_only_between_frames_without_a_message(void **state) {
+    (void)state;
+    /* A whole message, a fragmented one with a ping inside it, then a pong. */
+    sb_buf in;
+    sb_buf_init(&in);
+    put(&in, 1, SB_WS_OP_TEXT, "whole");
+    size_t end_whole = in.len;
+    put(&in, 0, SB_WS_OP_TEXT, "frag");
+    size_t end_first = in.len;
+    put(&in, 1, SB_WS_OP_PING, "p");
+    size_t end_ping = in.len;
+    put(&in, 1, SB_WS_OP_CONT, "ment");
+    size_t end_message = in.len;
+    put(&in, 1, SB_WS_OP_PONG, "");
+    int *idle = sb_calloc(in.len + 1, sizeof(int));
+    sb_ws_parser p;
+    sb_ws_parser_init(&p, 1024);
+    int rc = 0;
+    idle_trace(&p, &in, idle, &rc);
+    assert_int_equal(rc, SB_OK); /* the pong */
+    for (size_t i = 0; i <= in.len; i++) {
+        int boundary = i == 0 || i == end_whole || i == end_message || i == in.len;
+        if (idle[i] != boundary)
+            fail_msg("after byte %zu: idle %d, expected %d", i, idle[i], boundary);
+    }
+    /* inside the fragmented message, even at frame boundaries, the parser holds the message */
+    assert_int_equal(idle[end_first], 0);
+    assert_int_equal(idle[end_ping], 0);
+    sb_ws_parser_free(&p);
+    sb_free(idle);
+    sb_buf_free(&in);
+}
+
+static void test_not_idle_after_an_error(void **state) {
+    (void)state;
+    static const uint8_t unmasked[] = {0x81, 0x01, 'x'};
+    sb_ws_parser p;
+    sb_ws_parser_init(&p, 1024);
+    size_t used;
+    sb_ws_event ev;
+    assert_int_equal(sb_ws_parse(&p, unmasked, sizeof unmasked, &used, &ev), SB_EPROTO);
+    /* the error must survive until the caller has read the close code: never freed as idle */
+    assert_int_equal(sb_ws_parser_idle(&p), 0);
+    sb_ws_parser_free(&p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accept_key_rfc_vector),
@@ -773,6 +831,8 @@ int main(void) {
         cmocka_unit_test(test_frame_header_lengths),
         cmocka_unit_test(test_frame_build),
         cmocka_unit_test(test_close_frame_encoder),
+        cmocka_unit_test(test_idle_only_between_frames_without_a_message),
+        cmocka_unit_test(test_not_idle_after_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
