@@ -5,7 +5,9 @@
  * Data path of a record:
  *   producer on the event loop (client.c, service.c, http.c, rest/)
  *     -> sb_diag_should_log(): cheap flags, no allocation when nothing is collected
- *     -> sb_diag_emit(): one allocation, appended to a per-turn batch (no lock)
+ *     -> sb_diag_emit(): one allocation, appended to a per-turn batch (no lock);
+ *        a message delivered to many clients: one fan-out record, each further
+ *        recipient appended to it (sb_diag_fanout_add: a copy, no allocation)
  *     -> once per loop turn the batch is handed to the writer thread (one lock)
  *   writer thread (pipeline.c)
  *     -> routes each record by the current diagnostic settings to sinks
@@ -48,6 +50,19 @@ int sb_diag_should_log(const struct sb_server *srv, sb_log_type t, int diagnosti
 /* Enqueue a record (copied).  Never blocks; drops are counted. */
 void sb_diag_emit(struct sb_server *srv, const sb_log_fields *f);
 
+/* Fan-outs: the resource-log records of one message's deliveries, which differ only in the recipient
+ * (record.h).  The producer keeps a handle per message, NULL at first, and for each recipient calls
+ * sb_diag_fanout_add(); 0 means the handle is not the open fan-out, and the producer builds the shared fields
+ * and calls sb_diag_fanout_begin(), which returns the new handle (NULL when not collected or dropped).  1 means
+ * done: appended, or dropped because the queue is full (counted), or not collected.  scope (e.g. the hub) must
+ * match too.  A fan-out closes when any other record is emitted, another fan-out begins or the turn ends, so
+ * records keep their order; a closed handle gets 0.  A handle must not outlive the loop turn that returned it
+ * (its record may be freed, and its address reused, after the hand-off): the message drops it on release. */
+int sb_diag_fanout_add(struct sb_server *srv, const void *handle, const void *scope,
+                       const sb_log_recipient *rc);
+void *sb_diag_fanout_begin(struct sb_server *srv, const void *scope, const sb_log_fields *shared,
+                           const sb_log_recipient *rc);
+
 /* Run fn(arg) on the writer thread at its next wake-up (the metrics store is written there, so every file
  * under the data dir has one writer).  fn owns arg and must release it; jobs queued before sb_diag_stop run
  * before the thread ends.  SB_ECLOSED when no pipeline runs (nothing queued: the caller keeps arg). */
@@ -63,6 +78,7 @@ void sb_diag_apply_settings(struct sb_server *srv, const sb_diag_settings *s);
 const sb_diag_settings *sb_diag_current_settings(const struct sb_server *srv);
 
 typedef struct sb_diag_stats {
+    /* log records, a fan-out counting each recipient */
     uint64_t emitted;          /* records accepted */
     uint64_t written;          /* record deliveries completed (a record routed to two sinks counts twice) */
     uint64_t dropped_queue;    /* refused because the queue was full */

@@ -284,18 +284,26 @@ void sb_log_message_from_server(sb_server *srv, sb_hub *hub, const char *message
     sb_diag_emit(srv, &f);
 }
 
-void sb_log_message_to_client(sb_client *cl, uint64_t tracing_id) {
+/* Called for every recipient of a broadcast: after the first, a recipient costs a copy of its four fields. */
+void sb_log_message_to_client(sb_client *cl, sb_msg *m) {
     sb_server *srv = srv_of(cl);
-    if (!sb_diag_should_log(srv, SB_LOGT_MESSAGING, cl->diagnostic))
+    if (!m->tracing_id || !sb_diag_should_log(srv, SB_LOGT_MESSAGING, cl->diagnostic))
         return;
-    char text[160];
-    snprintf(text, sizeof text, SB_MSG_FMT_SENT_TO_CLIENT, (unsigned long long)tracing_id, cl->id);
+    sb_log_recipient rc = {.connection_id = cl->id,
+                           .user_id = cl->user_id,
+                           .caller_ip = cl->caller_ip[0] ? cl->caller_ip : NULL,
+                           .transport_type = sb_log_transport_name(cl->transport)};
+    if (sb_diag_fanout_add(srv, m->log_fanout, cl->hub, &rc))
+        return;
+    char head[96];
+    snprintf(head, sizeof head, SB_MSG_FMT_SENT_TO_CLIENT_HEAD, (unsigned long long)m->tracing_id);
     sb_log_fields f;
     message_fields(&f, cl);
     f.operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT;
-    f.message = text;
-    f.tracing_id = tracing_id;
-    sb_diag_emit(srv, &f);
+    f.message = head;
+    f.message_tail = SB_MSG_SENT_TO_CLIENT_TAIL;
+    f.tracing_id = m->tracing_id;
+    m->log_fanout = sb_diag_fanout_begin(srv, cl->hub, &f, &rc);
 }
 
 /* Route template: the path with ids replaced by their parameter names. */

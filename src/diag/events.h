@@ -49,8 +49,9 @@ void sb_log_message_to_server(sb_client *cl, uint64_t tracing_id, const char *se
 /* Path 3: a service message with a tracing id arrived from an app server. */
 void sb_log_message_from_server(struct sb_server *srv, sb_hub *hub, const char *message_type, uint64_t tracing_id,
                                 const char *server_connection_id, const char *caller_ip);
-/* Path 4: a traced message was handed to a client's transport. */
-void sb_log_message_to_client(sb_client *cl, uint64_t tracing_id);
+/* Path 4: a traced message (m->tracing_id) was handed to a client's transport.  The deliveries of one message
+ * are one fan-out record (diag.h), whose handle m keeps. */
+void sb_log_message_to_client(sb_client *cl, sb_msg *m);
 
 /* HTTP request logs. */
 void sb_log_http_request(struct sb_server *srv, const char *method, const char *path, const char *query, int status,

@@ -71,7 +71,10 @@
 #define SB_MSG_FMT_RECEIVED_FROM_CLIENT "Received a message %llu from client connection %s."
 #define SB_MSG_FMT_SENT_TO_SERVER "Sent a message %llu to server connection %s successfully."
 #define SB_MSG_FMT_RECEIVED_FROM_SERVER "Received a %s message %llu from server connection %s."
-#define SB_MSG_FMT_SENT_TO_CLIENT "Sent a message %llu to client connection %s successfully."
+/* SentToClient comes in pieces for fan-out records: each recipient's connection id goes between them */
+#define SB_MSG_FMT_SENT_TO_CLIENT_HEAD "Sent a message %llu to client connection "
+#define SB_MSG_SENT_TO_CLIENT_TAIL " successfully."
+#define SB_MSG_FMT_SENT_TO_CLIENT SB_MSG_FMT_SENT_TO_CLIENT_HEAD "%s" SB_MSG_SENT_TO_CLIENT_TAIL
 
 /* chosen here: the InvokeUpstreamFailed message (%s = category, event, the failure as the client sees it) */
 #define SB_MSG_FMT_INVOKE_UPSTREAM_FAILED "Failed to invoke upstream for event %s/%s: %s"

@@ -10,6 +10,18 @@
  * the batch plus the queue: past it a record is refused (dropped_queue) before
  * anything is allocated.
  *
+ * Fan-outs: the records of one message's deliveries are one fan-out record
+ * (record.h), joined to the batch at its first recipient and kept OPEN while
+ * later recipients append to it; the next other record, the next fan-out or
+ * the hand-off closes it, so the batch keeps the order of events and the
+ * writer never sees a record that still grows.  Everything counts records,
+ * not fan-outs: a fan-out of n recipients is n emitted, n in the bound and the
+ * depth, n written or dropped per destination.  Its recipients' block goes
+ * back to the loop when the writer is done with it (a bounded pool handed
+ * over under the queue's mutex, both ways, once per turn or wake-up), so a
+ * busy fan-out reuses memory that is mapped and cached instead of freeing
+ * across threads and faulting fresh pages in again.
+ *
  * Writer thread: wakes on a hand-off, a settings change, a due retry, or
  * every 200 ms; takes the whole queue and routes every record to its
  * destinations:
@@ -25,15 +37,17 @@
  * A destination is one sink instance per (kind, name), opened on first use
  * and kept open.  Each holds its own pending array, so one failing
  * destination never delays the others.  A record carries a count of
- * outstanding deliveries (refs) and is freed by the last one.
+ * outstanding deliveries (refs) and is freed by the last one.  A fan-out is
+ * routed, delivered, retried and freed whole, like one record.
  *
- * Delivery and retries: pending records go to the sink in chunks (write +
- * flush).  On failure the destination backs off with full jitter (base
- * 100 ms, doubling, cap 5 s) and retries up to 5 times; then its pending
- * records are dropped (dropped_sink).  While it waits, new records join its
- * pending array, bounded by log_queue_max_records (beyond: dropped_sink).
- * Drops are reported at most once per second by LogRecordsDropped Warning
- * records routed like any other, per reason (queue full, destination).
+ * Delivery and retries: pending records go to the sink in chunks of about
+ * CHUNK_RECORDS log records (write + flush).  On failure the destination
+ * backs off with full jitter (base 100 ms, doubling, cap 5 s) and retries up
+ * to 5 times; then its pending records are dropped (dropped_sink).  While it
+ * waits, new records join its pending array, bounded by log_queue_max_records
+ * (beyond: dropped_sink).  Drops are reported at most once per second by
+ * LogRecordsDropped Warning records routed like any other, per reason (queue
+ * full, destination).
  *
  * Settings: sb_diag_apply_settings() updates the loop copy at once and
  * publishes a copy the writer adopts at its next wake-up; the writer persists
@@ -76,6 +90,7 @@
 #define DRAIN_LIMIT_US INT64_C(3000000)
 #define DROP_REPORT_INTERVAL_US INT64_C(1000000)
 #define CHUNK_RECORDS 8192 /* records per write+flush: bounds a sink's staging memory */
+#define SPARE_MAX_BYTES ((size_t)4 << 20) /* recycled fan-out blocks kept, over all three lists */
 
 /* ---- sink registry ---------------------------------------------------------------------------- */
 
@@ -117,11 +132,18 @@ typedef struct dest {
     int route_metrics;          /* AllMetrics rows */
     sb_log_record **pending;    /* [head, n) wait for delivery */
     size_t head, n, cap;
+    size_t pending_records;     /* log records in [head, n): fan-outs count their recipients */
     int failures;     /* failed attempts for what is pending */
     int64_t retry_at; /* monotonic us; pending waits until then */
     uint64_t unreported_drops;
     char last_err[SB_SINK_ERR_MAX];
 } dest;
+
+/* A recycled fan-out block, while nobody uses it (the link lives in the block). */
+typedef struct spare_block {
+    struct spare_block *next;
+    size_t cap;
+} spare_block;
 
 typedef struct writer_job {
     struct writer_job *next;
@@ -142,7 +164,10 @@ struct sb_diag {
     int exporting_metrics; /* a setting has AllMetrics */
     int type_enabled[SB_LOGT_COUNT];
     sb_log_record *batch_head, **batch_tail;
-    size_t batch_n;
+    size_t batch_n;         /* log records in the batch (a fan-out counts its recipients) */
+    sb_log_record *fanout;  /* the open fan-out: the batch's last record, still taking recipients */
+    const void *fanout_scope;
+    spare_block *spare;     /* blocks for the next fan-outs */
 
     /* shared, under mu */
     pthread_mutex_t mu;
@@ -150,15 +175,18 @@ struct sb_diag {
     sb_log_record *q_head, **q_tail;
     sb_diag_settings *published; /* settings the writer has not adopted yet */
     struct writer_job *j_head, **j_tail;
+    spare_block *returned; /* from the writer, for the loop */
     int reopen;
     int stop;
 
-    /* any thread */
-    _Atomic uint64_t emitted, written, dropped_queue, dropped_sink, depth;
+    /* any thread; emitted is the loop's own (no locked add per recipient), emitted_writer the writer's */
+    _Atomic uint64_t emitted, emitted_writer, written, dropped_queue, dropped_sink, depth;
+    _Atomic size_t spare_bytes; /* in spare, returned and w_spare */
 
     /* writer thread */
     pthread_t thread;
     sb_diag_settings wsettings;
+    spare_block *w_spare; /* released blocks, handed to the loop at the next wake-up */
     dest *dests;
     dest *activity_store;
     uint64_t reported_queue_drops;
@@ -207,6 +235,38 @@ int sb_diag_should_log(const sb_server *srv, sb_log_type t, int diagnostic) {
     return diagnostic || d->type_enabled[t];
 }
 
+/* Is there room for one more record?  If not, it is counted as dropped. */
+static int room_for_one(sb_diag *d) {
+    if (d->batch_n + atomic_load_explicit(&d->depth, memory_order_relaxed) < d->max_records)
+        return 1;
+    atomic_fetch_add_explicit(&d->dropped_queue, 1, memory_order_relaxed);
+    return 0;
+}
+
+/* The loop is the only thread that adds to emitted. */
+static void count_emitted(sb_diag *d) {
+    atomic_store_explicit(&d->emitted, atomic_load_explicit(&d->emitted, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+
+static void batch_append(sb_diag *d, sb_log_record *r) {
+    *d->batch_tail = r;
+    d->batch_tail = &r->next;
+    d->batch_n++;
+    count_emitted(d);
+}
+
+/* Move list onto *to (both lists of spare blocks). */
+static void splice_spares(spare_block **to, spare_block *list) {
+    if (!list)
+        return;
+    spare_block *tail = list;
+    while (tail->next)
+        tail = tail->next;
+    tail->next = *to;
+    *to = list;
+}
+
 void sb_diag_emit(sb_server *srv, const sb_log_fields *f) {
     sb_diag *d = srv->diag;
     int accepted = f->type == SB_LOGT_METRIC     ? d && d->exporting_metrics
@@ -214,27 +274,58 @@ void sb_diag_emit(sb_server *srv, const sb_log_fields *f) {
                                                  : d && d->collecting;
     if (!accepted)
         return;
-    if (d->batch_n + atomic_load_explicit(&d->depth, memory_order_relaxed) >= d->max_records) {
-        atomic_fetch_add_explicit(&d->dropped_queue, 1, memory_order_relaxed);
-        return;
-    }
-    sb_log_record *r = sb_log_record_new(f);
-    *d->batch_tail = r;
-    d->batch_tail = &r->next;
+    d->fanout = NULL; /* whatever follows this record is a new fan-out */
+    if (room_for_one(d))
+        batch_append(d, sb_log_record_new(f));
+}
+
+int sb_diag_fanout_add(sb_server *srv, const void *handle, const void *scope, const sb_log_recipient *rc) {
+    sb_diag *d = srv->diag;
+    if (!d || !d->collecting || !room_for_one(d))
+        return 1;
+    if (!handle || handle != d->fanout || scope != d->fanout_scope)
+        return 0;
+    sb_log_record_add_recipient(d->fanout, rc);
     d->batch_n++;
-    atomic_fetch_add_explicit(&d->emitted, 1, memory_order_relaxed);
+    count_emitted(d);
+    return 1;
+}
+
+void *sb_diag_fanout_begin(sb_server *srv, const void *scope, const sb_log_fields *shared,
+                           const sb_log_recipient *rc) {
+    sb_diag *d = srv->diag;
+    if (!d || !d->collecting || (unsigned)shared->type >= SB_LOGT_COUNT || !room_for_one(d))
+        return NULL;
+    spare_block *b = d->spare;
+    size_t cap = 0;
+    if (b) {
+        d->spare = b->next;
+        cap = b->cap;
+        atomic_fetch_sub_explicit(&d->spare_bytes, cap, memory_order_relaxed);
+    }
+    sb_log_record *r = sb_log_record_new_fanout(shared, rc, b, cap);
+    batch_append(d, r);
+    d->fanout = r;
+    d->fanout_scope = scope;
+    return r;
 }
 
 void sb_diag_flush_turn(sb_server *srv) {
     sb_diag *d = srv->diag;
-    if (!d || !d->batch_n)
+    if (!d)
+        return;
+    d->fanout = NULL; /* from here on the writer owns it */
+    if (!d->batch_n)
         return;
     pthread_mutex_lock(&d->mu);
     *d->q_tail = d->batch_head;
     d->q_tail = d->batch_tail;
     atomic_fetch_add_explicit(&d->depth, d->batch_n, memory_order_relaxed);
+    spare_block *returned = d->returned;
+    d->returned = NULL;
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
+    splice_spares(&d->spare, returned);
     d->batch_head = NULL;
     d->batch_tail = &d->batch_head;
     d->batch_n = 0;
@@ -269,7 +360,7 @@ void sb_diag_get_stats(const sb_server *srv, sb_diag_stats *out) {
     sb_diag *d = srv->diag;
     if (!d)
         return;
-    out->emitted = atomic_load(&d->emitted);
+    out->emitted = atomic_load(&d->emitted) + atomic_load(&d->emitted_writer);
     out->written = atomic_load(&d->written);
     out->dropped_queue = atomic_load(&d->dropped_queue);
     out->dropped_sink = atomic_load(&d->dropped_sink);
@@ -351,23 +442,38 @@ static void rebuild_routes(sb_diag *d) {
     }
 }
 
-static void release(sb_log_record *r) {
-    if (--r->refs == 0)
-        sb_log_record_free(r);
+/* The last delivery frees the record; a fan-out's block goes back to the loop while the pool has room. */
+static void release(sb_diag *d, sb_log_record *r) {
+    if (--r->refs)
+        return;
+    size_t cap;
+    spare_block *b = sb_log_record_free_keep_block(r, &cap);
+    if (!b)
+        return;
+    size_t pooled = atomic_load_explicit(&d->spare_bytes, memory_order_relaxed);
+    if (cap < sizeof *b || pooled + cap > SPARE_MAX_BYTES) {
+        sb_free(b);
+        return;
+    }
+    atomic_fetch_add_explicit(&d->spare_bytes, cap, memory_order_relaxed);
+    b->cap = cap;
+    b->next = d->w_spare;
+    d->w_spare = b;
 }
 
 /* A lost LogRecordsDropped record is counted but not reported again: a destination that is down would
  * otherwise produce a report about the previous report every second, forever. */
 static void count_drop(sb_diag *d, dest *x, const sb_log_record *r) {
-    atomic_fetch_add_explicit(&d->dropped_sink, 1, memory_order_relaxed);
+    size_t n = sb_log_record_count(r);
+    atomic_fetch_add_explicit(&d->dropped_sink, n, memory_order_relaxed);
     if (!r->operation_name || strcmp(r->operation_name, SB_OP_LOG_RECORDS_DROPPED) != 0)
-        x->unreported_drops++;
+        x->unreported_drops += n;
 }
 
 static void push(sb_diag *d, dest *x, sb_log_record *r) {
     /* a healthy destination holds one wake-up's worth, delivered at once; one that is backing off may hold
      * up to the queue bound more, then refuses */
-    if (!x->usable || (x->failures && x->n - x->head >= d->max_records)) {
+    if (!x->usable || (x->failures && x->pending_records >= d->max_records)) {
         count_drop(d, x, r);
         return;
     }
@@ -381,6 +487,7 @@ static void push(sb_diag *d, dest *x, sb_log_record *r) {
         x->pending = sb_realloc(x->pending, x->cap * sizeof *x->pending);
     }
     x->pending[x->n++] = r;
+    x->pending_records += sb_log_record_count(r);
     r->refs++;
 }
 
@@ -395,16 +502,17 @@ static void route(sb_diag *d, sb_log_record *r) {
         if (want)
             push(d, x, r);
     }
-    release(r);
+    release(d, r);
 }
 
 static void drop_pending(sb_diag *d, dest *x) {
-    size_t n = x->n - x->head;
+    size_t n = x->pending_records;
     for (size_t i = x->head; i < x->n; i++) {
         count_drop(d, x, x->pending[i]);
-        release(x->pending[i]);
+        release(d, x->pending[i]);
     }
     x->head = x->n = 0;
+    x->pending_records = 0;
     x->failures = 0;
     x->retry_at = 0;
     if (n) {
@@ -479,9 +587,9 @@ static void deliver(sb_diag *d, dest *x, int64_t now, int64_t deadline) {
         return;
     }
     while (x->head < x->n) {
-        size_t k = x->n - x->head;
-        if (k > CHUNK_RECORDS)
-            k = CHUNK_RECORDS;
+        size_t k = 0, records = 0;
+        while (x->head + k < x->n && (k == 0 || records < CHUNK_RECORDS))
+            records += sb_log_record_count(x->pending[x->head + k++]);
         sb_log_record *const *chunk = x->pending + x->head;
         x->sink.err[0] = '\0';
         int rc = x->vt->write(&x->sink, chunk, k);
@@ -492,10 +600,11 @@ static void deliver(sb_diag *d, dest *x, int64_t now, int64_t deadline) {
             return;
         }
         for (size_t i = 0; i < k; i++)
-            release(chunk[i]);
+            release(d, chunk[i]);
         x->head += k;
+        x->pending_records -= records;
         x->failures = 0;
-        atomic_fetch_add_explicit(&d->written, k, memory_order_relaxed);
+        atomic_fetch_add_explicit(&d->written, records, memory_order_relaxed);
     }
     x->head = x->n = 0;
     x->retry_at = 0;
@@ -526,7 +635,7 @@ static void route_warning(sb_diag *d, uint64_t n, const char *reason) {
         .operation_name = SB_OP_LOG_RECORDS_DROPPED,
         .message = msg,
     };
-    atomic_fetch_add_explicit(&d->emitted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&d->emitted_writer, 1, memory_order_relaxed);
     route(d, sb_log_record_new(&f));
 }
 
@@ -622,6 +731,8 @@ static sb_log_record *take_work(sb_diag *d, int64_t wake_at, int stopping, sb_di
     d->j_tail = &d->j_head;
     *reopen = d->reopen;
     d->reopen = 0;
+    splice_spares(&d->returned, d->w_spare);
+    d->w_spare = NULL;
     pthread_mutex_unlock(&d->mu);
     return recs;
 }
@@ -728,7 +839,7 @@ static void diag_free(sb_diag *d) {
         dest *x = d->dests;
         d->dests = x->next;
         for (size_t i = x->head; i < x->n; i++)
-            release(x->pending[i]);
+            release(d, x->pending[i]);
         sb_free(x->pending);
         sb_free(x);
     }
@@ -745,6 +856,12 @@ static void diag_free(sb_diag *d) {
         sb_free(d->published);
     }
     run_jobs(d->j_head); /* a job owns its argument: only running it releases that */
+    spare_block *lists[3] = {d->spare, d->returned, d->w_spare};
+    for (int i = 0; i < 3; i++)
+        for (spare_block *b = lists[i], *next; b; b = next) {
+            next = b->next;
+            sb_free(b);
+        }
     sb_diag_settings_free(&d->settings);
     sb_diag_settings_free(&d->wsettings);
     sb_free(d->data_dir);

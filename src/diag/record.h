@@ -5,7 +5,18 @@
  * A producer fills an sb_log_fields on its stack (borrowed strings, static
  * names from names.h) and sb_log_record_new() copies it into ONE allocation
  * (header + string area), so enqueueing costs one malloc and the writer frees
- * it with one free.  Records are immutable after creation.
+ * it with one free.  Records are immutable once handed to the writer.
+ *
+ * Fan-out records: one message delivered to N clients makes N messaging
+ * records that differ only in the recipient.  The loop builds them as ONE
+ * record (sb_log_record_new_fanout) holding the shared fields once, to which
+ * each further recipient appends only its own fields (connection id, user id,
+ * caller IP, transport), packed into one growing block: no allocation and no
+ * text formatting per recipient.  It stands for sb_log_record_count() records
+ * everywhere records are counted (queue bound, emitted, written, dropped);
+ * sinks expand it: the archive line of each recipient is byte-identical to
+ * that of the plain record with the same fields, and sb_log_record_next()
+ * hands a sink each recipient as a plain record view.
  *
  * Formats (record.c):
  *  - archive JSON (Azure's resource-log schema, one compact object per line):
@@ -58,6 +69,8 @@ typedef struct sb_log_fields {
     const char *operation_name; /* names.h */
     const char *collection;     /* names.h; NULL for HTTP and activity records */
     const char *message;
+    const char *message_tail; /* fan-out records only: a recipient's message is message + its connection id +
+                               * message_tail (a static string) */
     const char *caller_ip;
     const char *connection_id;
     const char *user_id;
@@ -100,13 +113,49 @@ typedef struct sb_log_record {
     const char *message, *caller_ip, *connection_id, *user_id, *hub, *group, *url, *trace_id, *caller,
         *properties, *message_type, *http_method, *route_template;
     sb_log_metric metric; /* SB_LOGT_METRIC */
+    /* Fan-out (rcpt_n > 0): stands for rcpt_n records, one per recipient, sharing every field except
+     * connection_id, user_id, caller_ip and transport_type (the recipient's; NULL here) and the message
+     * (message + connection id + message_tail).  Recipients are packed in rcpt, a block of its own that grows
+     * while the loop appends (record.c owns the layout). */
+    const char *message_tail;
+    uint32_t rcpt_n;
+    char *rcpt;
+    size_t rcpt_len, rcpt_cap;
     char data[];
 } sb_log_record;
+
+/* What varies between the records of a fan-out.  Borrowed for the call; NULL = absent. */
+typedef struct sb_log_recipient {
+    const char *connection_id;
+    const char *user_id;
+    const char *caller_ip;
+    const char *transport_type; /* names.h or NULL */
+} sb_log_recipient;
 
 /* One allocation; time_us = f->time_us, or now.  operation_name, collection, transport_type, connection_type and status
  * must point at string literals (names.h); every other string is copied. */
 sb_log_record *sb_log_record_new(const sb_log_fields *f);
 void sb_log_record_free(sb_log_record *r);
+
+/* A fan-out record with its first recipient: shared's own connection_id, user_id, caller_ip and transport_type
+ * are ignored; shared->message and shared->message_tail frame each recipient's connection id.  block (NULL:
+ * none) is memory for the recipients, block_cap bytes from sb_malloc, that the record adopts: a block recycled
+ * from an earlier fan-out (sb_log_record_free_keep_block) is already mapped and in the cache. */
+sb_log_record *sb_log_record_new_fanout(const sb_log_fields *shared, const sb_log_recipient *first, void *block,
+                                        size_t block_cap);
+/* Free r but hand back its recipients' block (NULL for a plain record) and its size in *cap. */
+void *sb_log_record_free_keep_block(sb_log_record *r, size_t *cap);
+/* Append a recipient (copied) to a fan-out record not yet handed to the writer. */
+void sb_log_record_add_recipient(sb_log_record *r, const sb_log_recipient *rc);
+/* How many log records r stands for. */
+static inline size_t sb_log_record_count(const sb_log_record *r) {
+    return r->rcpt_n ? r->rcpt_n : 1;
+}
+/* Walk the records r stands for: start with *pos = 0; each call returns the next one (r itself for a plain
+ * record; for a fan-out, *view filled as the plain record of one recipient, its message text built in
+ * *message), or NULL at the end.  A view borrows from r and *message; it is valid until the next call. */
+const sb_log_record *sb_log_record_next(const sb_log_record *r, size_t *pos, sb_log_record *view,
+                                        sb_buf *message);
 
 const char *sb_log_level_name(sb_log_level l);
 const char *sb_log_type_name(sb_log_type t); /* SB_LOGT_ACTIVITY: the activity category */
@@ -115,8 +164,9 @@ const char *sb_log_type_name(sb_log_type t); /* SB_LOGT_ACTIVITY: the activity c
  * fixed width so the text sorts like the time (archive "time", workspace TimeGenerated). */
 void sb_log_time_format(int64_t time_us, sb_buf *out);
 
-/* Append the archive JSON line (with '\n') for r.  resource_id as configured (it is upper-cased in the
- * archive, like Azure's). */
+/* Append the archive JSON line (with '\n') for r - one line per recipient for a fan-out, whose invariant
+ * parts (time included) are formatted once.  resource_id as configured (it is upper-cased in the archive, like
+ * Azure's). */
 void sb_log_record_archive_json(const sb_log_record *r, const char *resource_id, const char *location, sb_buf *out);
 /* Append the metrics archive JSON line (with '\n') of an SB_LOGT_METRIC record. */
 void sb_log_record_metric_json(const sb_log_record *r, const char *resource_id, sb_buf *out);

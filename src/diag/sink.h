@@ -17,6 +17,13 @@
  * batch behind when it can avoid it (the archive truncates a partial append,
  * the workspace rolls back).
  *
+ * Records: one sb_log_record may be a fan-out (record.h) standing for
+ * sb_log_record_count() log records - one message's deliveries, differing only
+ * in the recipient.  A sink writes each of them as its own line or row, in
+ * order, exactly as if they had come as plain records: walk them with
+ * sb_log_record_next() (sb_log_record_archive_json() writes all of a
+ * fan-out's lines itself).  A retry carries the same records, fan-outs whole.
+ *
  * Threading: every function is called on the writer thread only; sinks never
  * see libuv or the router.  Records are borrowed for the duration of the call.
  *

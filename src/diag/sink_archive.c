@@ -17,7 +17,16 @@
  *    record touches several files; if a later one fails the earlier ones are
  *    written again on retry (at-least-once, as Azure's own pipeline);
  *  - data reaches the page cache on flush (survives a crash of the process,
- *    not of the machine: there is no fsync per batch, by design, for speed).
+ *    not of the machine: there is no fsync per batch, by design, for speed);
+ *  - drop-behind: an hour file is written once and never read back here, so
+ *    its pages are not left to pile up in the page cache.  Every
+ *    DROP_BEHIND_BYTES appended, writeback of that stretch starts
+ *    (sync_file_range, no wait), and what lies a stretch further back - by
+ *    then normally clean - is dropped (POSIX_FADV_DONTNEED).  A busy archive
+ *    then holds a few tens of MB of cache instead of gigabytes, and the
+ *    writer keeps recycling the same pages: allocating fresh ones for GBs of
+ *    log lines costs more than formatting them (several times over in a VM).
+ *    Both calls are advice: their failure changes nothing.
  *
  * Called by: pipeline.c on the writer thread, through sb_sink_archive.
  * Not here: the JSON line (record.c), retries and routing (pipeline.c).
@@ -39,6 +48,7 @@
 
 #define US_PER_HOUR INT64_C(3600000000)
 #define PRUNE_INTERVAL_US US_PER_HOUR
+#define DROP_BEHIND_BYTES ((off_t)32 << 20)
 
 typedef struct hour_file {
     const char *container;
@@ -46,6 +56,8 @@ typedef struct hour_file {
     int fd;         /* open file of `hour`, or -1 */
     int64_t hour;   /* hours since the epoch */
     sb_buf staged;  /* lines of the batch being delivered */
+    off_t synced;   /* writeback started for [.., synced) */
+    off_t dropped;  /* [.., dropped) dropped from the page cache */
 } hour_file;
 
 typedef struct archive {
@@ -107,11 +119,28 @@ static int open_hour(sb_sink *s, archive *a, hour_file *f, int64_t now_us) {
         if (f->fd < 0)
             rc = -errno;
     }
+    if (rc == SB_OK) { /* what the file already holds is left alone */
+        off_t end = lseek(f->fd, 0, SEEK_END);
+        f->synced = f->dropped = end > 0 ? end : 0;
+    }
     if (rc != SB_OK)
         set_err(s, rc, "cannot open", path.data);
     f->hour = hour;
     sb_buf_free(&path);
     return rc;
+}
+
+/* Start writeback of what was appended since the last stretch; drop the stretch before it from the cache. */
+static void drop_behind(hour_file *f, off_t end) {
+    if (end - f->synced >= DROP_BEHIND_BYTES) {
+        sync_file_range(f->fd, f->synced, end - f->synced, SYNC_FILE_RANGE_WRITE);
+        f->synced = end;
+    }
+    if (f->synced - f->dropped >= 2 * DROP_BEHIND_BYTES) {
+        off_t upto = f->synced - DROP_BEHIND_BYTES;
+        posix_fadvise(f->fd, f->dropped, upto - f->dropped, POSIX_FADV_DONTNEED);
+        f->dropped = upto;
+    }
 }
 
 /* Append the staged lines with one write(); undo a partial append so a retry starts from a line boundary. */
@@ -142,6 +171,8 @@ static int append_staged(sb_sink *s, archive *a, hour_file *f, int64_t now_us) {
         snprintf(s->err, sizeof s->err, "cannot append to %s/%s: %s", a->root, f->container, strerror(-rc));
         return rc;
     }
+    if (start >= 0)
+        drop_behind(f, start + (off_t)done);
     sb_buf_reset(&f->staged);
     return SB_OK;
 }

@@ -13,6 +13,8 @@
  *  - a delivered batch is ONE transaction: write() opens it and inserts,
  *    flush() commits; any failure rolls back, so a retried batch never leaves
  *    duplicates or half a batch;
+ *  - a fan-out record is one row per recipient (sb_log_record_next), as if
+ *    each had been a record of its own; rows sharing a time format it once;
  *  - WAL mode with synchronous=NORMAL: readers (queries) never block the
  *    writer, commits do not fsync (a power cut may lose the last batches,
  *    never corrupt the file); busy_timeout covers a checkpointing reader;
@@ -108,6 +110,9 @@ typedef struct workspace {
     char *resource_name_upper, *resource_group_upper;
     int in_txn;
     sb_buf time_text;
+    int64_t time_text_us; /* the instant time_text holds, if any */
+    sb_log_record view;   /* a fan-out's recipient as a plain record */
+    sb_buf view_message;
     int log_retention_days, activity_retention_days;
     int64_t next_retention_us; /* when rows past their retention are deleted next */
 } workspace;
@@ -162,6 +167,7 @@ static int workspace_open(sb_sink *s, const sb_sink_config *c) {
         if (*p >= 'a' && *p <= 'z')
             *p = (char)(*p - ('a' - 'A'));
     sb_buf_init(&w->time_text);
+    sb_buf_init(&w->view_message);
     if (sqlite3_open_v2(c->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK)
         return db_fail(s, w, c->path);
@@ -193,11 +199,19 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v) {
     sqlite3_bind_text(st, i, v ? v : "", -1, SQLITE_STATIC);
 }
 
+/* TimeGenerated of r: the records of a fan-out share one instant. */
+static void bind_time(workspace *w, sqlite3_stmt *st, const sb_log_record *r) {
+    if (!w->time_text.len || r->time_us != w->time_text_us) {
+        sb_buf_reset(&w->time_text);
+        sb_log_time_format(r->time_us, &w->time_text);
+        w->time_text_us = r->time_us;
+    }
+    sqlite3_bind_text(st, 1, w->time_text.data, (int)w->time_text.len, SQLITE_TRANSIENT);
+}
+
 static int insert_log(workspace *w, const sb_log_record *r) {
     sqlite3_stmt *st = w->ins_log;
-    sb_buf_reset(&w->time_text);
-    sb_log_time_format(r->time_us, &w->time_text);
-    sqlite3_bind_text(st, 1, w->time_text.data, (int)w->time_text.len, SQLITE_TRANSIENT);
+    bind_time(w, st, r);
     bind_text(st, 2, r->collection);
     bind_text(st, 3, r->operation_name);
     bind_text(st, 4, w->location);
@@ -237,9 +251,7 @@ static int insert_log(workspace *w, const sb_log_record *r) {
 
 static int insert_activity(workspace *w, const sb_log_record *r) {
     sqlite3_stmt *st = w->ins_activity;
-    sb_buf_reset(&w->time_text);
-    sb_log_time_format(r->time_us, &w->time_text);
-    sqlite3_bind_text(st, 1, w->time_text.data, (int)w->time_text.len, SQLITE_TRANSIENT);
+    bind_time(w, st, r);
     bind_text(st, 2, r->operation_name);
     bind_text(st, 3, sb_log_level_name(r->level));
     bind_text(st, 4, r->status);
@@ -258,9 +270,7 @@ static int insert_activity(workspace *w, const sb_log_record *r) {
 
 static int insert_metric(workspace *w, const sb_log_record *r) {
     sqlite3_stmt *st = w->ins_metric;
-    sb_buf_reset(&w->time_text);
-    sb_log_time_format(r->time_us, &w->time_text);
-    sqlite3_bind_text(st, 1, w->time_text.data, (int)w->time_text.len, SQLITE_TRANSIENT);
+    bind_time(w, st, r);
     bind_text(st, 2, w->resource_id_upper);
     bind_text(st, 3, w->resource_name_upper);
     bind_text(st, 4, w->resource_group_upper);
@@ -290,9 +300,13 @@ static int workspace_write(sb_sink *s, sb_log_record *const *recs, size_t n) {
         return SB_EIO;
     w->in_txn = 1;
     for (size_t i = 0; i < n; i++) {
-        int rc = recs[i]->type == SB_LOGT_ACTIVITY ? insert_activity(w, recs[i])
-                 : recs[i]->type == SB_LOGT_METRIC ? insert_metric(w, recs[i])
-                                                   : insert_log(w, recs[i]);
+        int rc = SB_OK;
+        size_t pos = 0;
+        const sb_log_record *r;
+        while (rc == SB_OK && (r = sb_log_record_next(recs[i], &pos, &w->view, &w->view_message)))
+            rc = r->type == SB_LOGT_ACTIVITY ? insert_activity(w, r)
+                 : r->type == SB_LOGT_METRIC ? insert_metric(w, r)
+                                             : insert_log(w, r);
         if (rc != SB_OK) {
             db_fail(s, w, "insert");
             rollback(w);
@@ -331,6 +345,7 @@ static void workspace_close(sb_sink *s) {
     sb_free(w->resource_name_upper);
     sb_free(w->resource_group_upper);
     sb_buf_free(&w->time_text);
+    sb_buf_free(&w->view_message);
     sb_free(w);
     s->impl = NULL;
 }

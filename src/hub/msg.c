@@ -93,4 +93,5 @@ void sb_msg_release(sb_msg *m) {
         sb_shbuf_unref(m->payload[i]), m->payload[i] = NULL;
     for (int i = 0; i < SB_WIRE_COUNT; i++)
         sb_shbuf_unref(m->wire[i]), m->wire[i] = NULL;
+    m->log_fanout = NULL;
 }

@@ -11,6 +11,11 @@
  * broadcast to N clients costs at most one encoding per protocol and one
  * framing per transport, whatever N is.
  *
+ * Messaging logs: the deliveries of a traced message (tracing_id != 0) are
+ * logged as one fan-out record (diag.h); log_fanout is its handle, set by the
+ * first logged delivery.  A message is delivered within one loop turn and
+ * sb_msg_release() forgets the handle, so it never outlives that turn.
+ *
  * Ownership: sb_msg_release() drops the message's references; queues that
  * took a buffer keep theirs.
  */
@@ -40,6 +45,7 @@ typedef struct sb_msg {
     sb_shbuf *wire[SB_WIRE_COUNT];        /* owned refs, built on demand */
     uint64_t tracing_id;                  /* 0 = none */
     int is_ping;                          /* not counted as a message in metrics */
+    void *log_fanout;                     /* messaging-log handle of its deliveries; NULL until the first */
 } sb_msg;
 
 /* A non-blocking Invocation {target, arguments}. */

@@ -7,7 +7,10 @@
  * change, undeclared destinations, queue overflow (counted and reported), a
  * failing sink (retried, then dropped and reported, without blocking the
  * other destination), a bounded stop, and a throughput figure (printed, not
- * asserted).
+ * asserted).  Fan-outs: one record per message's deliveries, closed by any
+ * other record or the hand-off (order kept), counted per recipient in every
+ * counter and in the queue bound, retried whole, chunked by recipients, their
+ * blocks recycled across turns without mixing recipients up.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -636,6 +639,266 @@ static void test_corrupt_settings_refuses_start(void **state) {
     free(path);
 }
 
+/* ---- fan-outs ---- */
+
+/* One traced delivery, the way events.c logs it: append to the message's fan-out, or begin one. */
+static void deliver(void **handle, const void *scope, uint64_t tracing_id, const char *conn) {
+    sb_log_recipient rc = {conn, "user", "10.0.0.1", SB_LOG_TRANSPORT_WEBSOCKETS};
+    if (sb_diag_fanout_add(&srv, *handle, scope, &rc))
+        return;
+    char head[96];
+    snprintf(head, sizeof head, SB_MSG_FMT_SENT_TO_CLIENT_HEAD, (unsigned long long)tracing_id);
+    sb_log_fields f = {.type = SB_LOGT_MESSAGING,
+                       .operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT,
+                       .collection = SB_LOG_COLLECTION_MESSAGE,
+                       .connection_type = SB_LOG_CONNECTION_TYPE_CLIENT,
+                       .hub = "chat",
+                       .message = head,
+                       .message_tail = SB_MSG_SENT_TO_CLIENT_TAIL,
+                       .tracing_id = tracing_id,
+                       .has_tracing_id = 1};
+    *handle = sb_diag_fanout_begin(&srv, scope, &f, &rc);
+}
+
+static void deliver_n(void **handle, const void *scope, uint64_t tracing_id, const char *prefix, int from,
+                      int to) {
+    for (int i = from; i < to; i++) {
+        char conn[64];
+        snprintf(conn, sizeof conn, "%s-%d", prefix, i);
+        deliver(handle, scope, tracing_id, conn);
+    }
+}
+
+static void test_fanout_not_collected(void **state) {
+    static int scope;
+    sb_log_recipient rc = {"c", NULL, NULL, NULL};
+    sb_log_fields f = {.type = SB_LOGT_MESSAGING, .message = "m"};
+    assert_int_equal(sb_diag_fanout_add(&srv, NULL, &scope, &rc), 1); /* no pipeline: nothing to do */
+    assert_null(sb_diag_fanout_begin(&srv, &scope, &f, &rc));
+    assert_int_equal(sb_diag_start(&srv), SB_OK);
+    assert_int_equal(sb_diag_fanout_add(&srv, NULL, &scope, &rc), 1); /* no setting */
+    assert_null(sb_diag_fanout_begin(&srv, &scope, &f, &rc));
+    apply("local", NULL, 1, 0);
+    assert_int_equal(sb_diag_fanout_add(&srv, NULL, &scope, &rc), 0); /* no handle: begin one */
+    sb_log_fields activity = {.type = SB_LOGT_ACTIVITY, .message = "m"};
+    assert_null(sb_diag_fanout_begin(&srv, &scope, &activity, &rc)); /* resource logs only */
+    assert_int_equal(stats().emitted, 0);
+}
+
+static void test_fanout_end_to_end(void **state) {
+    static int hub_a, hub_b;
+    assert_int_equal(sb_diag_start(&srv), SB_OK);
+    apply("local", "local", 1, 0);
+    void *a = NULL, *b = NULL;
+    deliver_n(&a, &hub_a, 1, "a", 0, 5);
+    void *first = a;
+    assert_non_null(first);
+    emit_conn(100, SB_LOG_COLLECTION_CONNECTION); /* closes the fan-out: order is kept */
+    deliver_n(&a, &hub_a, 1, "a", 5, 7);          /* the same message goes on in a new record */
+    assert_ptr_not_equal(a, first);
+    deliver_n(&b, &hub_b, 2, "b", 0, 3); /* another message: another record, closing a's */
+    sb_log_recipient rc = {"x", NULL, NULL, NULL};
+    assert_int_equal(sb_diag_fanout_add(&srv, a, &hub_a, &rc), 0); /* a is closed */
+    assert_int_equal(sb_diag_fanout_add(&srv, b, &hub_a, &rc), 0); /* another scope */
+    deliver_n(&b, &hub_b, 2, "b", 3, 4);
+    assert_int_equal(stats().emitted, 5 + 1 + 2 + 4);
+    sb_diag_flush_turn(&srv);
+    assert_int_equal(sb_diag_fanout_add(&srv, b, &hub_b, &rc), 0); /* the hand-off closed it */
+    b = NULL;
+    /* many turns of fan-outs: the writer hands blocks back, the loop reuses them */
+    int turns = 60;
+    for (int t = 0; t < turns; t++) {
+        void *h = NULL;
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "t%d", t);
+        deliver_n(&h, &hub_a, 100 + (uint64_t)t, prefix, 0, 50 + t);
+        sb_diag_flush_turn(&srv);
+        if (t % 10 == 9)
+            wait_written(2 * (12 + (uint64_t)(t + 1) * 50 + (uint64_t)t * (t + 1) / 2), 0, 10);
+    }
+    uint64_t total = 12 + (uint64_t)turns * 50 + (uint64_t)turns * (turns - 1) / 2;
+    wait_written(2 * total, 0, 10);
+    sb_diag_stats st = stats();
+    assert_int_equal(st.emitted, total);
+    assert_int_equal(st.written, 2 * total); /* one delivery per recipient per destination */
+    assert_int_equal(st.dropped_queue + st.dropped_sink, 0);
+    assert_int_equal(st.queue_depth, 0);
+    sb_diag_stop(&srv);
+
+    json_t *lines = archive_lines("storage/local/" SB_CONTAINER_LOGS);
+    assert_int_equal(json_array_size(lines), total);
+    static const char *const order[] = {"a-0", "a-1", "a-2", "a-3", "a-4", "c-100",
+                                        "a-5", "a-6", "b-0", "b-1", "b-2", "b-3"};
+    for (size_t i = 0; i < 12; i++)
+        assert_string_equal(prop(json_array_get(lines, i), "connectionId"), order[i]);
+    json_t *l = json_array_get(lines, 9);
+    assert_string_equal(prop(l, "message"), "Sent a message 2 to client connection b-1 successfully.");
+    assert_string_equal(prop(l, "userId"), "user");
+    assert_string_equal(json_string_value(json_object_get(l, "callerIpAddress")), "10.0.0.1");
+    json_t *props = json_object_get(l, "properties");
+    assert_int_equal(json_integer_value(json_object_get(props, "messageTracingId")), 2);
+    size_t i = 12;
+    for (int t = 0; t < turns; t++)
+        for (int k = 0; k < 50 + t; k++, i++) {
+            char want[32];
+            snprintf(want, sizeof want, "t%d-%d", t, k);
+            assert_string_equal(prop(json_array_get(lines, i), "connectionId"), want);
+        }
+    json_decref(lines);
+    assert_int_equal(db_count("local", "SELECT count(*) FROM SignalRServiceDiagnosticLogs"), (long long)total);
+    assert_int_equal(db_count("local", "SELECT count(*) FROM SignalRServiceDiagnosticLogs WHERE "
+                                       "MessageTracingId = 2 AND Message LIKE "
+                                       "'Sent a message 2 to client connection b-_ successfully.'"),
+                     4);
+}
+
+static void test_fanout_queue_bound(void **state) {
+    static int hub;
+    srv.cfg.log_queue_max_records = 100;
+    assert_int_equal(sb_diag_start(&srv), SB_OK);
+    apply("local", NULL, 1, 0);
+    void *h = NULL;
+    deliver_n(&h, &hub, 9, "r", 0, 250); /* the bound counts recipients, not fan-outs */
+    sb_diag_stats st = stats();
+    assert_int_equal(st.emitted, 100);
+    assert_int_equal(st.dropped_queue, 150);
+    void *other = NULL;
+    deliver_n(&other, &hub, 10, "s", 0, 3); /* full: not even a new fan-out */
+    assert_null(other);
+    assert_int_equal(stats().dropped_queue, 153);
+    sb_diag_flush_turn(&srv);
+    wait_written(101, 0, 5); /* the 100 and the report */
+    sb_diag_stop(&srv);
+    json_t *lines = archive_lines("storage/local");
+    assert_int_equal(json_array_size(lines), 101);
+    int sent = 0, reports = 0;
+    size_t i;
+    json_t *l;
+    json_array_foreach(lines, i, l) {
+        const char *op = json_string_value(json_object_get(l, "operationName"));
+        if (strcmp(op, SB_OP_MESSAGE_SENT_TO_CLIENT) == 0) {
+            char want[32];
+            snprintf(want, sizeof want, "r-%d", sent++);
+            assert_string_equal(prop(l, "connectionId"), want);
+        } else {
+            assert_string_equal(op, SB_OP_LOG_RECORDS_DROPPED);
+            assert_string_equal(prop(l, "message"), "153 log records were dropped: the log queue was full.");
+            reports++;
+        }
+    }
+    assert_int_equal(sent, 100);
+    assert_int_equal(reports, 1);
+    json_decref(lines);
+}
+
+/* A workspace that refuses fail_writes attempts (-1: all), and remembers what each attempt was given. */
+static atomic_int flaky_fail_writes, flaky_attempts, flaky_max_chunk, flaky_bad_retry;
+static atomic_long flaky_rows;
+static long flaky_last_attempt; /* log records in the last refused attempt (writer thread only) */
+
+static int flaky_open(sb_sink *s, const sb_sink_config *c) {
+    s->impl = NULL;
+    return SB_OK;
+}
+
+static int flaky_write(sb_sink *s, sb_log_record *const *recs, size_t n) {
+    long records = 0;
+    for (size_t i = 0; i < n; i++) {
+        sb_log_record view;
+        sb_buf msg;
+        sb_buf_init(&msg);
+        size_t pos = 0;
+        for (const sb_log_record *r; (r = sb_log_record_next(recs[i], &pos, &view, &msg));)
+            records += r->connection_id && r->message ? 1 : 0;
+        sb_buf_free(&msg);
+    }
+    if (records > atomic_load(&flaky_max_chunk))
+        atomic_store(&flaky_max_chunk, (int)records);
+    int attempt = atomic_fetch_add(&flaky_attempts, 1);
+    if (attempt > 0 && flaky_last_attempt && records != flaky_last_attempt)
+        atomic_store(&flaky_bad_retry, 1); /* a retry must carry the same records */
+    int fail = atomic_load(&flaky_fail_writes);
+    if (fail < 0 || attempt < fail) {
+        flaky_last_attempt = records;
+        snprintf(s->err, sizeof s->err, "write refused");
+        return SB_EIO;
+    }
+    flaky_last_attempt = 0;
+    atomic_fetch_add(&flaky_rows, records);
+    return SB_OK;
+}
+
+static void flaky_close(sb_sink *s) {
+}
+
+static const sb_sink_vtable flaky_workspace = {
+    .name = "workspace", .open = flaky_open, .write = flaky_write, .flush = fake_flush, .close = flaky_close};
+
+static void flaky_reset(int fail_writes) {
+    atomic_store(&flaky_fail_writes, fail_writes);
+    atomic_store(&flaky_attempts, 0);
+    atomic_store(&flaky_max_chunk, 0);
+    atomic_store(&flaky_bad_retry, 0);
+    atomic_store(&flaky_rows, 0);
+    flaky_last_attempt = 0;
+    sb_sink_register(&flaky_workspace);
+}
+
+static void test_fanout_retried_whole(void **state) {
+    static int hub;
+    flaky_reset(2);
+    assert_int_equal(sb_diag_start(&srv), SB_OK);
+    apply(NULL, "local", 1, 0);
+    void *h = NULL;
+    deliver_n(&h, &hub, 1, "x", 0, 700);
+    sb_diag_flush_turn(&srv);
+    wait_written(700, 0, 5); /* two refusals with backoff, then the same 700 */
+    assert_int_equal(atomic_load(&flaky_attempts), 3);
+    assert_false(atomic_load(&flaky_bad_retry));
+    assert_int_equal(atomic_load(&flaky_rows), 700);
+    sb_diag_stats st = stats();
+    assert_int_equal(st.written, 700);
+    assert_int_equal(st.dropped_sink, 0);
+    sb_diag_stop(&srv);
+}
+
+static void test_fanout_dropped_per_recipient(void **state) {
+    static int hub;
+    flaky_reset(-1);
+    assert_int_equal(sb_diag_start(&srv), SB_OK);
+    apply("local", "local", 1, 0);
+    void *h = NULL;
+    deliver_n(&h, &hub, 1, "x", 0, 40);
+    sb_diag_flush_turn(&srv);
+    wait_written(40, 40, 8); /* the archive has them; the workspace gives up on all 40 */
+    double end = mono_s() + 5;
+    const char *want = "40 log records were dropped: workspace 'local' is unavailable (write refused).";
+    while (!archive_has_message(want) && mono_s() < end)
+        usleep(20000);
+    assert_true(archive_has_message(want));
+    assert_int_equal(stats().dropped_sink, 40);
+    sb_diag_stop(&srv);
+}
+
+static void test_fanout_chunks_count_recipients(void **state) {
+    static int hub;
+    flaky_reset(0);
+    srv.cfg.log_queue_max_records = 1 << 20;
+    assert_int_equal(sb_diag_start(&srv), SB_OK);
+    apply(NULL, "local", 1, 0);
+    for (int m = 0; m < 25; m++) {
+        void *h = NULL;
+        deliver_n(&h, &hub, (uint64_t)m + 1, "c", 0, 1000);
+    }
+    sb_diag_flush_turn(&srv); /* one wake-up: 25 fan-outs, 25,000 records */
+    wait_written(25000, 0, 10);
+    assert_int_equal(atomic_load(&flaky_rows), 25000);
+    /* chunks of about 8192 records: a fan-out is never split, so at most one over */
+    assert_true(atomic_load(&flaky_max_chunk) < 8192 + 1000);
+    assert_true(atomic_load(&flaky_attempts) >= 3);
+    sb_diag_stop(&srv);
+}
+
 static double bench(const char *storage, const char *workspace, int n) {
     srv.cfg.log_queue_max_records = 1 << 22;
     assert_int_equal(sb_diag_start(&srv), SB_OK);
@@ -669,6 +932,25 @@ static double bench(const char *storage, const char *workspace, int n) {
     return rate;
 }
 
+/* The same records as fan-outs of 1,000 recipients (a broadcast's deliveries), one per turn. */
+static double bench_fanout(const char *storage, const char *workspace, int n) {
+    static int hub;
+    srv.cfg.log_queue_max_records = 1 << 22;
+    assert_int_equal(sb_diag_start(&srv), SB_OK);
+    apply(storage, workspace, 1, 0);
+    double t0 = mono_s();
+    for (int i = 0; i < n; i += 1000) {
+        void *h = NULL;
+        deliver_n(&h, &hub, (uint64_t)i, "conn", 0, n - i < 1000 ? n - i : 1000);
+        sb_diag_flush_turn(&srv);
+    }
+    wait_written((uint64_t)n, 0, 120);
+    double rate = n / (mono_s() - t0);
+    assert_int_equal(stats().dropped_queue, 0);
+    sb_diag_stop(&srv);
+    return rate;
+}
+
 static void test_bench_pipeline(void **state) {
 #if defined(__SANITIZE_ADDRESS__)
     const int n = 20000;
@@ -677,9 +959,12 @@ static void test_bench_pipeline(void **state) {
 #endif
     double ar = bench("local", NULL, n);
     double wr = bench(NULL, "local", n);
+    double af = bench_fanout("local", NULL, n);
+    double wf = bench_fanout(NULL, "local", n);
     print_message("pipeline benchmark: %d records emitted on this thread until written by the writer: "
-                  "archive %.0f records/s, workspace %.0f records/s\n",
-                  n, ar, wr);
+                  "archive %.0f records/s, workspace %.0f records/s; as fan-outs of 1,000: archive %.0f "
+                  "records/s, workspace %.0f records/s\n",
+                  n, ar, wr, af, wf);
 }
 
 int main(void) {
@@ -695,6 +980,12 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_failing_open_retries_then_drops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_is_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_settings_refuses_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_not_collected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_end_to_end, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_queue_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_retried_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_dropped_per_recipient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_chunks_count_recipients, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bench_pipeline, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

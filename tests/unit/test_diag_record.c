@@ -4,7 +4,11 @@
  * instants), and the archive JSON line: exact key set and order, omitted
  * fields, the upper-cased resource id, activity records, and escaping -
  * every output is parsed back with jansson, including every prefix of a
- * string whose multi-byte characters get cut at each byte.
+ * string whose multi-byte characters get cut at each byte.  Fan-out records:
+ * their lines are byte-identical to those of the plain records with the same
+ * fields (escapes, invalid UTF-8 and every prefix of a multi-byte string in
+ * the recipient's fields, absent fields, messages that cannot be escaped in
+ * pieces), the count, the walk over recipients, a recycled block, growth.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -462,6 +466,279 @@ static void test_appends_to_existing_buffer(void **state) {
     sb_log_record_free(r);
 }
 
+/* ---- fan-out records ---- */
+
+/* The shared fields of a SentToClient fan-out, as the producer (events.c) builds them. */
+static sb_log_fields fanout_shared(uint64_t tracing_id, char *head, size_t headlen) {
+    snprintf(head, headlen, SB_MSG_FMT_SENT_TO_CLIENT_HEAD, (unsigned long long)tracing_id);
+    return (sb_log_fields){.type = SB_LOGT_MESSAGING,
+                           .level = SB_LEVEL_INFORMATIONAL,
+                           .operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT,
+                           .collection = SB_LOG_COLLECTION_MESSAGE,
+                           .connection_type = SB_LOG_CONNECTION_TYPE_CLIENT,
+                           .hub = "chat",
+                           .message = head,
+                           .message_tail = SB_MSG_SENT_TO_CLIENT_TAIL,
+                           .tracing_id = tracing_id,
+                           .has_tracing_id = 1};
+}
+
+static sb_log_record *fanout_of(const sb_log_fields *shared, const sb_log_recipient *rc, size_t n, int64_t t) {
+    sb_log_record *r = sb_log_record_new_fanout(shared, &rc[0], NULL, 0);
+    for (size_t i = 1; i < n; i++)
+        sb_log_record_add_recipient(r, &rc[i]);
+    r->time_us = t;
+    return r;
+}
+
+/* The per-record path: one plain record per recipient, its message formatted whole. */
+static char *plain_lines(const sb_log_fields *shared, const sb_log_recipient *rc, size_t n, int64_t t,
+                         const char *rid, const char *location) {
+    sb_buf b, msg;
+    sb_buf_init(&b);
+    sb_buf_init(&msg);
+    for (size_t i = 0; i < n; i++) {
+        sb_log_fields f = *shared;
+        f.connection_id = rc[i].connection_id;
+        f.user_id = rc[i].user_id;
+        f.caller_ip = rc[i].caller_ip;
+        f.transport_type = rc[i].transport_type;
+        f.message_tail = NULL;
+        if (shared->message) {
+            sb_buf_reset(&msg);
+            sb_buf_appends(&msg, shared->message);
+            if (rc[i].connection_id)
+                sb_buf_appends(&msg, rc[i].connection_id);
+            if (shared->message_tail)
+                sb_buf_appends(&msg, shared->message_tail);
+            f.message = msg.data;
+        }
+        sb_log_record *r = sb_log_record_new(&f);
+        r->time_us = t;
+        sb_log_record_archive_json(r, rid, location, &b);
+        sb_log_record_free(r);
+    }
+    sb_buf_free(&msg);
+    if (!b.data)
+        sb_buf_append(&b, "", 0);
+    return sb_buf_steal(&b, NULL);
+}
+
+static char *fanout_lines(const sb_log_record *r, const char *rid, const char *location) {
+    sb_buf b;
+    sb_buf_init(&b);
+    sb_log_record_archive_json(r, rid, location, &b);
+    return sb_buf_steal(&b, NULL);
+}
+
+/* Fan-out lines == plain lines, and every line is one JSON object. */
+static void expect_identical(const sb_log_fields *shared, const sb_log_recipient *rc, size_t n, const char *rid,
+                             const char *location) {
+    sb_log_record *r = fanout_of(shared, rc, n, T0);
+    assert_int_equal(sb_log_record_count(r), n);
+    char *want = plain_lines(shared, rc, n, T0, rid, location);
+    char *got = fanout_lines(r, rid, location);
+    assert_string_equal(got, want);
+    size_t lines = 0;
+    for (char *p = got; *p; lines++) {
+        char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        json_error_t e;
+        json_t *j = json_loadb(p, (size_t)(nl - p), 0, &e);
+        if (!json_is_object(j))
+            fail_msg("not JSON (%s): %.*s", e.text, (int)(nl - p), p);
+        json_decref(j);
+        p = nl + 1;
+    }
+    assert_int_equal(lines, n);
+    free(want);
+    free(got);
+    sb_log_record_free(r);
+}
+
+static const sb_log_recipient hostile[] = {
+    {"conn-1", "alice", "10.0.0.1", SB_LOG_TRANSPORT_WEBSOCKETS},
+    {"c\"2\\", NULL, NULL, NULL},
+    {"\xe2\x82", "bob\n", "::1", SB_LOG_TRANSPORT_SSE},       /* a cut sequence ends the id */
+    {"\x80start\x01", "\xff", NULL, SB_LOG_TRANSPORT_LONGPOLLING}, /* a stray continuation byte starts it */
+    {"", "", "", SB_LOG_TRANSPORT_WEBSOCKETS},
+    {NULL, "u", "1.1.1.1", SB_LOG_TRANSPORT_WEBSOCKETS},
+    {"caf\xc3\xa9\xf0\x9f\x98\x80-longer-than-eight-bytes\"x", "\xed\xa0\x80", "10.0.0.2", "Web\"Sockets"},
+};
+
+static void test_fanout_lines_identical(void **state) {
+    char head[96];
+    sb_log_fields shared = fanout_shared(1234567890123ull, head, sizeof head);
+    size_t n = sizeof hostile / sizeof hostile[0];
+    expect_identical(&shared, hostile, n, RID, "westus");
+    expect_identical(&shared, hostile, n, NULL, NULL); /* no resource id, no location */
+    expect_identical(&shared, hostile, 1, RID, "westus");
+    /* shared fields the producer should not have set are not the recipients' */
+    sb_log_fields noisy = shared;
+    noisy.connection_id = "IGNORED";
+    noisy.user_id = "IGNORED";
+    noisy.caller_ip = "IGNORED";
+    noisy.transport_type = "IGNORED";
+    sb_log_record *r = fanout_of(&noisy, hostile, n, T0);
+    char *got = fanout_lines(r, RID, "westus");
+    assert_null(strstr(got, "IGNORED"));
+    char *want = plain_lines(&shared, hostile, n, T0, RID, "westus");
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    sb_log_record_free(r);
+    /* every optional shared field present, a level, no tail, no message, another type */
+    shared.group = "g\"1";
+    shared.message_type = "BroadcastDataMessage";
+    shared.level = SB_LEVEL_WARNING;
+    expect_identical(&shared, hostile, n, RID, "l");
+    shared.message_tail = NULL;
+    expect_identical(&shared, hostile, n, RID, "l");
+    shared.message = NULL;
+    expect_identical(&shared, hostile, n, RID, "l");
+    shared.has_tracing_id = 0;
+    shared.collection = NULL;
+    shared.connection_type = NULL;
+    shared.hub = NULL;
+    shared.operation_name = NULL;
+    expect_identical(&shared, hostile, n, RID, "l");
+    sb_log_fields http = {.type = SB_LOGT_HTTP,
+                          .operation_name = SB_OP_HTTP_REQUEST,
+                          .message = "GET ",
+                          .message_tail = " 200",
+                          .http_method = "GET",
+                          .url = "/x",
+                          .status_code = 200,
+                          .duration_ms = 1.5};
+    expect_identical(&http, hostile, n, RID, "l");
+}
+
+/* The recipient's fields cut at every byte of a string with escapes and multi-byte characters, alone and
+ * next to each other in one fan-out. */
+static void test_fanout_prefixes_byte_at_a_time(void **state) {
+    const char *s = "a\"\xc3\xa9\n\xe4\xb8\xad\\\xf0\x9f\x98\x80z\x01";
+    size_t n = strlen(s);
+    char *prefix[32];
+    sb_log_recipient rc[32];
+    assert_true(n + 1 <= 32);
+    for (size_t k = 0; k <= n; k++) {
+        prefix[k] = strndup(s, k);
+        rc[k] = (sb_log_recipient){prefix[k], prefix[k], prefix[k], SB_LOG_TRANSPORT_WEBSOCKETS};
+    }
+    char head[96];
+    sb_log_fields shared = fanout_shared(7, head, sizeof head);
+    expect_identical(&shared, rc, n + 1, RID, "l");
+    for (size_t k = 0; k <= n; k++)
+        expect_identical(&shared, &rc[k], 1, RID, "l");
+    for (size_t k = 0; k <= n; k++)
+        free(prefix[k]);
+}
+
+/* A message whose pieces meet at non-ASCII bytes cannot be escaped in pieces: the lines are still the same. */
+static void test_fanout_message_not_split_cleanly(void **state) {
+    static const char *const heads[] = {"caf\xc3\xa9", "cut \xe2\x82", "ok "};
+    static const char *const tails[] = {"\xa9 tail", " tail", "\x80"};
+    sb_log_recipient rc[] = {{"x", NULL, NULL, NULL}, {"\xe2", NULL, NULL, NULL}, {"", NULL, NULL, NULL},
+                             {"\x82\xac", NULL, NULL, NULL}};
+    for (size_t h = 0; h < 3; h++)
+        for (size_t t = 0; t < 3; t++) {
+            sb_log_fields shared = {.type = SB_LOGT_MESSAGING, .message = heads[h], .message_tail = tails[t]};
+            expect_identical(&shared, rc, 4, RID, "l");
+        }
+}
+
+static void test_fanout_count_and_walk(void **state) {
+    char head[96];
+    sb_log_fields shared = fanout_shared(42, head, sizeof head);
+    char conn[] = "conn-1", user[] = "alice", ip[] = "10.0.0.1";
+    sb_log_recipient first = {conn, user, ip, SB_LOG_TRANSPORT_WEBSOCKETS};
+    sb_log_record *r = sb_log_record_new_fanout(&shared, &first, NULL, 0);
+    memset(conn, 'x', 5); /* recipients are copied */
+    memset(user, 'y', 5);
+    memset(ip, 'z', 8);
+    memset(head, 'w', 10);
+    sb_log_recipient second = {"conn-2", NULL, NULL, SB_LOG_TRANSPORT_SSE};
+    sb_log_record_add_recipient(r, &second);
+    assert_int_equal(sb_log_record_count(r), 2);
+    assert_int_equal(r->rcpt_n, 2);
+    assert_null(r->connection_id);
+    assert_null(r->user_id);
+    assert_null(r->caller_ip);
+    assert_null(r->transport_type);
+    assert_ptr_equal(r->message_tail, SB_MSG_SENT_TO_CLIENT_TAIL);
+
+    sb_log_record view;
+    sb_buf msg;
+    sb_buf_init(&msg);
+    size_t pos = 0;
+    const sb_log_record *v = sb_log_record_next(r, &pos, &view, &msg);
+    assert_ptr_equal(v, &view);
+    assert_string_equal(v->connection_id, "conn-1");
+    assert_string_equal(v->user_id, "alice");
+    assert_string_equal(v->caller_ip, "10.0.0.1");
+    assert_ptr_equal(v->transport_type, SB_LOG_TRANSPORT_WEBSOCKETS);
+    assert_string_equal(v->message, "Sent a message 42 to client connection conn-1 successfully.");
+    assert_string_equal(v->hub, "chat");
+    assert_int_equal(v->tracing_id, 42);
+    assert_int_equal(v->time_us, r->time_us);
+    assert_int_equal(sb_log_record_count(v), 1);
+    assert_null(v->message_tail);
+    v = sb_log_record_next(r, &pos, &view, &msg);
+    assert_non_null(v);
+    assert_string_equal(v->connection_id, "conn-2");
+    assert_null(v->user_id);
+    assert_null(v->caller_ip);
+    assert_ptr_equal(v->transport_type, SB_LOG_TRANSPORT_SSE);
+    assert_string_equal(v->message, "Sent a message 42 to client connection conn-2 successfully.");
+    assert_null(sb_log_record_next(r, &pos, &view, &msg));
+    assert_null(sb_log_record_next(r, &pos, &view, &msg)); /* and stays at the end */
+
+    /* a plain record walks as itself, once */
+    sb_log_fields f = {.type = SB_LOGT_CONNECTIVITY, .message = "m"};
+    sb_log_record *p = sb_log_record_new(&f);
+    assert_int_equal(sb_log_record_count(p), 1);
+    pos = 0;
+    assert_ptr_equal(sb_log_record_next(p, &pos, &view, &msg), p);
+    assert_null(sb_log_record_next(p, &pos, &view, &msg));
+    size_t cap = 99;
+    assert_null(sb_log_record_free_keep_block(p, &cap)); /* no block to keep */
+    assert_int_equal(cap, 0);
+
+    /* the block outlives its record and serves the next fan-out (grown when too small) */
+    void *block = sb_log_record_free_keep_block(r, &cap);
+    assert_non_null(block);
+    assert_true(cap >= 2 * 20);
+    sb_log_recipient many[300];
+    char ids[300][16];
+    for (int i = 0; i < 300; i++) {
+        snprintf(ids[i], sizeof ids[i], "id-%d", i);
+        many[i] = (sb_log_recipient){ids[i], i % 2 ? "u" : NULL, i % 3 ? "127.0.0.1" : NULL,
+                                     SB_LOG_TRANSPORT_WEBSOCKETS};
+    }
+    r = sb_log_record_new_fanout(&shared, &many[0], block, cap);
+    assert_ptr_equal(r->rcpt, block);
+    for (int i = 1; i < 300; i++)
+        sb_log_record_add_recipient(r, &many[i]);
+    assert_int_equal(sb_log_record_count(r), 300);
+    assert_true(r->rcpt_cap >= r->rcpt_len);
+    pos = 0;
+    for (int i = 0; i < 300; i++) {
+        v = sb_log_record_next(r, &pos, &view, &msg);
+        assert_non_null(v);
+        assert_string_equal(v->connection_id, ids[i]);
+    }
+    assert_null(sb_log_record_next(r, &pos, &view, &msg));
+    r->time_us = T0;
+    char *got = fanout_lines(r, RID, "l");
+    char *want = plain_lines(&shared, many, 300, T0, RID, "l");
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    sb_log_record_free(r);
+    sb_log_record_free(NULL);
+    sb_buf_free(&msg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_new_copies),
@@ -476,6 +753,10 @@ int main(void) {
         cmocka_unit_test(test_resource_id_upper_and_escaped),
         cmocka_unit_test(test_activity_line),
         cmocka_unit_test(test_appends_to_existing_buffer),
+        cmocka_unit_test(test_fanout_lines_identical),
+        cmocka_unit_test(test_fanout_prefixes_byte_at_a_time),
+        cmocka_unit_test(test_fanout_message_not_split_cleanly),
+        cmocka_unit_test(test_fanout_count_and_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

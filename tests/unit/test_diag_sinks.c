@@ -5,8 +5,11 @@
  * the retention sweep deletes only expired hour folders it recognises) and
  * the workspace (exact table columns and row values, one transaction per
  * batch so a retried batch never duplicates rows, schema versioning, WAL so
- * a reader never blocks a delivery).  Ends with a micro-benchmark of both
- * sinks that prints records/s (informational, not an assertion).
+ * a reader never blocks a delivery).  Fan-out records: one archive line and
+ * one workspace row per recipient, in order, retried without duplicates, and
+ * an archive file far past the drop-behind stretch holds every byte.  Ends
+ * with a micro-benchmark of both sinks that prints records/s (informational,
+ * not an assertion).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -585,6 +588,172 @@ static void test_workspace_retry_and_reopen(void **state) {
     free(path);
 }
 
+/* ---- fan-out records ---- */
+
+/* A SentToClient fan-out to n recipients <prefix>-<i>; odd ones have a user, every third no caller IP. */
+static sb_log_record *fanout_rec(uint64_t tracing_id, size_t n, const char *prefix) {
+    char head[96];
+    snprintf(head, sizeof head, SB_MSG_FMT_SENT_TO_CLIENT_HEAD, (unsigned long long)tracing_id);
+    sb_log_fields f = {.type = SB_LOGT_MESSAGING,
+                       .operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT,
+                       .collection = SB_LOG_COLLECTION_MESSAGE,
+                       .connection_type = SB_LOG_CONNECTION_TYPE_CLIENT,
+                       .hub = "chat",
+                       .message = head,
+                       .message_tail = SB_MSG_SENT_TO_CLIENT_TAIL,
+                       .tracing_id = tracing_id,
+                       .has_tracing_id = 1};
+    sb_log_record *r = NULL;
+    for (size_t i = 0; i < n; i++) {
+        char conn[64], user[32];
+        snprintf(conn, sizeof conn, "%s-%zu", prefix, i);
+        snprintf(user, sizeof user, "user-%zu", i);
+        sb_log_recipient rc = {conn, i % 2 ? user : NULL, i % 3 ? "10.0.0.9" : NULL,
+                               i % 2 ? SB_LOG_TRANSPORT_SSE : SB_LOG_TRANSPORT_WEBSOCKETS};
+        if (r)
+            sb_log_record_add_recipient(r, &rc);
+        else
+            r = sb_log_record_new_fanout(&f, &rc, NULL, 0);
+    }
+    return r;
+}
+
+static void test_fanout_one_line_and_row_per_recipient(void **state) {
+    sb_log_record *recs[4] = {rec(SB_LOGT_CONNECTIVITY, SB_OP_CONNECTION_STARTED, "c1"), fanout_rec(7, 5, "f"),
+                              rec(SB_LOGT_HTTP, SB_OP_HTTP_REQUEST, "h"), fanout_rec(8, 3, "g")};
+    static const char *const order[] = {"c1", "f-0", "f-1", "f-2", "f-3", "f-4", "h", "g-0", "g-1", "g-2"};
+
+    /* archive: a failed attempt's staging is discarded, so a retried batch is written once */
+    char *root = sb_asprintf("%s/storage/local", tmpdir);
+    sb_sink s = {.vt = &sb_sink_archive};
+    sb_sink_config c = config(root, 0);
+    assert_int_equal(s.vt->open(&s, &c), SB_OK);
+    int64_t before = now_us();
+    assert_int_equal(s.vt->write(&s, recs, 4), SB_OK);
+    assert_int_equal(s.vt->write(&s, recs, 4), SB_OK);
+    assert_int_equal(s.vt->flush(&s), SB_OK);
+    int64_t after = now_us();
+    s.vt->close(&s);
+    char *logs = archive_file(root, SB_CONTAINER_LOGS, RID, before);
+    char *text = read_file(logs);
+    if (!text) {
+        free(logs);
+        logs = archive_file(root, SB_CONTAINER_LOGS, RID, after);
+        text = read_file(logs);
+    }
+    assert_non_null(text);
+    assert_int_equal(count_json_lines(text), 10);
+    const char *p = text;
+    for (size_t i = 0; i < 10; i++) {
+        char *key = sb_asprintf("\"connectionId\":\"%s\"", order[i]);
+        const char *at = strstr(p, key);
+        if (!at)
+            fail_msg("%s missing or out of order", key);
+        p = at;
+        free(key);
+    }
+    assert_non_null(strstr(text, "\"message\":\"Sent a message 7 to client connection f-3 successfully.\""));
+    free(text);
+    free(logs);
+
+    /* workspace: a row per recipient; the retried batch replaces the failed attempt's rows */
+    char *path = sb_asprintf("%s/ws.db", tmpdir);
+    sb_sink w = {.vt = &sb_sink_workspace};
+    sb_sink_config wc = config(path, 0);
+    assert_int_equal(w.vt->open(&w, &wc), SB_OK);
+    assert_int_equal(w.vt->write(&w, recs, 4), SB_OK);
+    assert_int_equal(w.vt->write(&w, recs, 4), SB_OK);
+    assert_int_equal(w.vt->flush(&w), SB_OK);
+    w.vt->close(&w);
+    sqlite3 *db = open_db(path);
+    assert_int_equal(scalar(db, "SELECT count(*) FROM SignalRServiceDiagnosticLogs"), 10);
+    for (size_t i = 0; i < 10; i++) {
+        char *sql =
+            sb_asprintf("SELECT ConnectionId FROM SignalRServiceDiagnosticLogs WHERE rowid = %zu", i + 1);
+        expect_text(db, sql, order[i]);
+        free(sql);
+    }
+    expect_text(db,
+                "SELECT Message||'|'||UserId||'|'||CallerIpAddress||'|'||TransportType||'|'||ConnectionType"
+                "||'|'||HubName||'|'||MessageTracingId||'|'||LogType||'|'||OperationName||'|'||Collection "
+                "FROM SignalRServiceDiagnosticLogs WHERE ConnectionId = 'f-3'",
+                "Sent a message 7 to client connection f-3 successfully.|user-3||ServerSentEvents|Client|chat|"
+                "7|MessagingLogs|MessageSentToClient|Message");
+    expect_text(db,
+                "SELECT UserId||'|'||CallerIpAddress||'|'||TransportType FROM SignalRServiceDiagnosticLogs "
+                "WHERE ConnectionId = 'g-2'",
+                "|10.0.0.9|WebSockets");
+    /* a fan-out's rows share its one instant */
+    assert_int_equal(scalar(db, "SELECT count(DISTINCT TimeGenerated) FROM SignalRServiceDiagnosticLogs WHERE "
+                                "MessageTracingId = 7"),
+                     1);
+    sqlite3_close(db);
+    free(path);
+    for (int i = 0; i < 4; i++)
+        sb_log_record_free(recs[i]);
+    free(root);
+}
+
+/* Far past the drop-behind stretch (pages handed to writeback, then dropped from the cache), the file still
+ * holds every line in order, and a reopened sink appends after them. */
+static void test_archive_drop_behind_keeps_every_byte(void **state) {
+#if defined(__SANITIZE_ADDRESS__)
+    const size_t fanouts = 60, per = 1000;
+#else
+    const size_t fanouts = 150, per = 1000; /* ~90 MB: several stretches */
+#endif
+    char *root = sb_asprintf("%s/storage/local", tmpdir);
+    sb_sink s = {.vt = &sb_sink_archive};
+    sb_sink_config c = config(root, 0);
+    assert_int_equal(s.vt->open(&s, &c), SB_OK);
+    int64_t before = now_us();
+    size_t bytes = 0;
+    sb_buf expect_last;
+    sb_buf_init(&expect_last);
+    for (size_t i = 0; i < fanouts; i++) {
+        sb_log_record *r = fanout_rec(i + 1, per, "a-connection-id-of-ordinary-length");
+        sb_buf one;
+        sb_buf_init(&one);
+        sb_log_record_archive_json(r, RID, "westus", &one);
+        bytes += one.len;
+        if (i == fanouts - 1) {
+            sb_buf_reset(&expect_last);
+            sb_buf_append(&expect_last, one.data, one.len);
+        }
+        sb_buf_free(&one);
+        assert_int_equal(s.vt->write(&s, &r, 1), SB_OK);
+        assert_int_equal(s.vt->flush(&s), SB_OK);
+        sb_log_record_free(r);
+    }
+    s.vt->close(&s);
+    assert_int_equal(s.vt->open(&s, &c), SB_OK);
+    sb_log_record *last = rec(SB_LOGT_CONNECTIVITY, SB_OP_CONNECTION_ENDED, "the-end");
+    assert_int_equal(s.vt->write(&s, &last, 1), SB_OK);
+    assert_int_equal(s.vt->flush(&s), SB_OK);
+    s.vt->close(&s);
+    int64_t after = now_us();
+    sb_log_record_free(last);
+    if (before / 3600000000 == after / 3600000000) { /* one hour file */
+        char *file = archive_file(root, SB_CONTAINER_LOGS, RID, before);
+        char *text = read_file(file);
+        assert_non_null(text);
+        size_t len = strlen(text), lines = 0;
+        for (const char *q = text; (q = strchr(q, '\n')); q++)
+            lines++;
+        assert_int_equal(lines, fanouts * per + 1);
+        char *tail = strrchr(text, '\n');
+        *tail = '\0';
+        tail = strrchr(text, '\n') + 1;
+        assert_non_null(strstr(tail, "\"connectionId\":\"the-end\""));
+        assert_true(len > bytes);
+        assert_memory_equal(text + bytes - expect_last.len, expect_last.data, expect_last.len);
+        free(text);
+        free(file);
+    }
+    sb_buf_free(&expect_last);
+    free(root);
+}
+
 /* ---- micro-benchmark (prints, never fails on speed) ---- */
 
 static double mono_s(void) {
@@ -654,6 +823,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_archive_retention, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_workspace_retry_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fanout_one_line_and_row_per_recipient, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_drop_behind_keeps_every_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bench_sinks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
