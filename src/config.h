@@ -55,6 +55,8 @@ enum sb_service_mode { SB_MODE_DEFAULT = 0, SB_MODE_SERVERLESS = 1 };
     X(max_token_bytes, INT, "4096", 256, 65536, NULL, "Longest access token (413 above)")                       \
     X(max_output_queue_bytes, INT, "1048576", 4096, 268435456, NULL,                                            \
       "Bytes queued to one connection before it is closed as a slow consumer")                                 \
+    X(write_threads, INT, "-1", -1, 64, NULL,                                                                     \
+      "Threads that share the socket writes of a busy loop turn with the event loop (-1: one per extra CPU core, at most 7)") \
     X(token_skew_seconds, INT, "60", 0, 3600, NULL, "Clock skew allowed when checking token exp and nbf")       \
     X(server_keep_alive_interval_ms, INT, "5000", 100, 600000, NULL,                                            \
       "Send a ping to an idle app-server connection after this many milliseconds")                             \

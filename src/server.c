@@ -22,6 +22,7 @@
 #include "upstream/dispatch.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/parfor.h"
 
 #define STOP_GRACE_MS 3000
 #define STOP_POLL_MS 20
@@ -285,6 +286,17 @@ int sb_server_init(sb_server *s, uv_loop_t *loop) {
         return rc;
     }
 
+    /* the parallel flush's write threads: without them every write happens on the loop, which still works */
+    int nthreads = (int)s->cfg.write_threads;
+    if (nthreads < 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        nthreads = cores > 8 ? 7 : cores > 1 ? (int)cores - 1 : 0;
+    }
+    if (nthreads > 0 && (rc = sb_parfor_start(&s->flush_pool, nthreads)) != SB_OK) {
+        fprintf(stderr, "switchboard: write threads not started (%s); the event loop writes alone\n", sb_strerror(rc));
+        s->flush_pool = NULL;
+    }
+
     uv_check_init(loop, &s->flush_check);
     s->flush_check.data = s;
     uv_check_start(&s->flush_check, on_flush_check);
@@ -376,6 +388,9 @@ void sb_server_free(sb_server *s) {
     sb_upstream_free(s);
     sb_router_free(&s->router);
     sb_service_free(s);
+    sb_parfor_stop(s->flush_pool);
+    sb_free(s->flush_jobs);
+    sb_free(s->flush_ptrs);
     for (size_t i = 0; i < s->naccess_keys; i++)
         sb_free(s->access_keys[i]);
     sb_free(s->endpoint);

@@ -4,7 +4,8 @@
  * the service are reachable from sb_server.
  *
  * One libuv loop runs all network I/O and routing (no blocking work on it:
- * no disk, SQLite, DNS or outbound HTTP).  A uv_check handle flushes the
+ * no disk, SQLite, DNS or outbound HTTP); write threads (write_threads) only
+ * share the write syscalls of a busy turn's flush (net/conn.c).  A uv_check handle flushes the
  * output of every connection written to during the turn; a sweep timer drives
  * keep-alive pings and timeouts for all clients at once (no per-connection
  * timers).
@@ -42,6 +43,10 @@ typedef struct sb_server {
     sb_router router;
     sb_list conns;           /* every sb_conn (all_link) */
     sb_list pending_writes;  /* sb_conn with queued output (pending_link) */
+    struct sb_parfor *flush_pool; /* write threads of the parallel flush (net/conn.c), or NULL */
+    void *flush_jobs;             /* the parallel flush's job array and pointers to it (conn.c owns the type) */
+    void **flush_ptrs;
+    size_t flush_jobs_cap;
     char *access_keys[2];    /* primary, secondary (NULL if unset) */
     size_t naccess_keys;
     char *endpoint;          /* e.g. http://127.0.0.1:8080 (no trailing slash) */

@@ -6,19 +6,25 @@
  * WebSocket framing, or - for SSE and parked long polls - only end-of-stream
  * detection).  Writes are queued and flushed once per loop turn from a
  * uv_check handle: every queued buffer of a connection goes out in one
- * uv_try_write/uv_write of up to IOV batch entries.
+ * uv_try_write/uv_write of up to IOV batch entries, and a turn with many
+ * sockets to write shares the syscalls with the write threads (see the
+ * parallel flush below).
  */
 #include "net/conn.h"
 #include "metrics/metrics.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/uio.h>
 
+#include "net/fault.h"
 #include "net/http.h"
 #include "net/ws.h"
 #include "server.h"
 #include "signalr/client.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/parfor.h"
 
 #define IOV_BATCH 64
 #define READ_CHUNK 65536
@@ -183,7 +189,23 @@ static void on_write(uv_write_t *req, int status) {
         finish_close(c);
 }
 
+/* A test build may make this write fail as an internal fault would (net/fault.h). */
+static int fault_injected(sb_conn *c) {
+    int injected = c->out.count ? sb_fault_socket_write(c) : 0;
+    if (injected)
+        write_failed(c, injected);
+    return injected;
+}
+
+static void flush_queued(sb_conn *c);
+
 static void flush(sb_conn *c) {
+    if (!fault_injected(c))
+        flush_queued(c);
+}
+
+/* Everything queued: the kernel first (uv_try_write), the rest through uv_write. */
+static void flush_queued(sb_conn *c) {
     while (c->out.count && !c->closing) {
         uv_buf_t iov[IOV_BATCH];
         size_t n = c->out.count < IOV_BATCH ? c->out.count : IOV_BATCH, total = 0;
@@ -232,7 +254,104 @@ static void flush(sb_conn *c) {
         finish_close(c);
 }
 
+/*
+ * Parallel flush.  A turn that has many sockets to write (a broadcast) spends
+ * most of its time in write syscalls, several microseconds each here.  The
+ * syscalls are spread over the write threads (util/parfor.h) while all state
+ * stays on the loop thread:
+ *   1. gather (loop): take every pending socket that has output and no write
+ *      in flight; note its fd;
+ *   2. write (any thread): writev() of the queued buffers, reading the queue
+ *      and writing only the job's own result;
+ *   3. apply (loop): consume what was written, report errors, and send the
+ *      rest the ordinary way (uv_write when the kernel buffer is full).
+ * The loop thread does not touch the gathered sockets' queues during step 2,
+ * and nothing frees a socket before its uv_close callback, so the pointers
+ * stay valid throughout.  Fewer sockets than PARALLEL_MIN are written the
+ * ordinary way: waking a thread would cost more than it saves.
+ */
+#define PARALLEL_MIN 64
+#define PARALLEL_CHUNK 16
+
+typedef struct flush_job {
+    sb_conn *c;
+    int fd;
+    ssize_t result; /* bytes written, or a negative errno */
+} flush_job;
+
+static void write_job(void *arg) {
+    flush_job *j = arg;
+    sb_conn *c = j->c;
+    struct iovec iov[IOV_BATCH];
+    size_t n = c->out.count < IOV_BATCH ? c->out.count : IOV_BATCH;
+    for (size_t i = 0; i < n; i++) {
+        sb_shbuf *b = sb_outq_at(&c->out, i);
+        size_t off = i == 0 ? c->out.off : 0;
+        iov[i].iov_base = b->data + off;
+        iov[i].iov_len = b->len - off;
+    }
+    ssize_t r;
+    do
+        r = writev(j->fd, iov, (int)n);
+    while (r < 0 && errno == EINTR);
+    j->result = r < 0 ? -errno : r;
+}
+
+static void flush_parallel(sb_server *srv) {
+    while (!sb_list_empty(&srv->pending_writes)) {
+        size_t n = 0;
+        while (!sb_list_empty(&srv->pending_writes)) {
+            sb_conn *c = sb_container_of(srv->pending_writes.next, sb_conn, pending_link);
+            sb_list_remove(&c->pending_link);
+            c->write_pending = 0;
+            uv_os_fd_t fd;
+            if (c->inflight || fault_injected(c))
+                continue;
+            if (!c->out.count || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+                flush_queued(c); /* nothing to write (a close after flush), or no fd: the ordinary path */
+                continue;
+            }
+            if (n == srv->flush_jobs_cap) {
+                srv->flush_jobs_cap = srv->flush_jobs_cap ? 2 * srv->flush_jobs_cap : 256;
+                srv->flush_jobs = sb_realloc(srv->flush_jobs, srv->flush_jobs_cap * sizeof(flush_job));
+                srv->flush_ptrs = sb_realloc(srv->flush_ptrs, srv->flush_jobs_cap * sizeof(void *));
+            }
+            flush_job *j = &((flush_job *)srv->flush_jobs)[n];
+            j->c = c;
+            j->fd = fd;
+            j->result = 0;
+            n++;
+        }
+        flush_job *jobs = srv->flush_jobs;
+        if (n < PARALLEL_MIN) {
+            for (size_t i = 0; i < n; i++)
+                flush_queued(jobs[i].c);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) /* now that the job array has stopped moving */
+            srv->flush_ptrs[i] = &jobs[i];
+        sb_parfor_run(srv->flush_pool, srv->flush_ptrs, n, PARALLEL_CHUNK, write_job);
+        /* apply may close sockets, whose clients may queue output on other sockets: the outer loop takes those */
+        for (size_t i = 0; i < n; i++) {
+            sb_conn *c = jobs[i].c;
+            if (c->closing)
+                continue;
+            if (jobs[i].result > 0) {
+                sb_outq_consume(&c->out, (size_t)jobs[i].result);
+            } else if (jobs[i].result < 0 && jobs[i].result != -EAGAIN) {
+                write_failed(c, (int)jobs[i].result); /* libuv's codes are negative errnos */
+                continue;
+            }
+            flush_queued(c); /* the rest, the close after flush, or nothing */
+        }
+    }
+}
+
 void sb_conn_flush_pending(sb_server *srv) {
+    if (sb_parfor_threads(srv->flush_pool)) {
+        flush_parallel(srv);
+        return;
+    }
     while (!sb_list_empty(&srv->pending_writes)) {
         sb_conn *c = sb_container_of(srv->pending_writes.next, sb_conn, pending_link);
         sb_list_remove(&c->pending_link);
@@ -246,7 +365,9 @@ void sb_conn_flush_pending(sb_server *srv) {
  * One read buffer for the whole loop: libuv calls alloc and read back to back
  * on this thread, so idle connections hold no receive buffer at all (memory
  * per idle connection matters at tens of thousands of sockets).  Bytes a
- * handler leaves unconsumed are kept in c->in, which shrinks back when empty.
+ * handler leaves unconsumed are kept in c->in, whose storage is freed as soon
+ * as it is empty again: a malloc per read is cheap next to the read itself,
+ * and a buffer kept for reuse would be held by every idle connection.
  */
 static char read_buf[READ_CHUNK];
 
@@ -256,7 +377,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static void shrink_input(sb_conn *c) {
-    if (!c->closing && c->in.len == 0 && c->in.cap > 4096)
+    if (!c->closing && c->in.len == 0)
         sb_buf_free(&c->in);
 }
 
@@ -272,14 +393,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     if (c->close_after_flush) {
         /* answered and closing: what the peer still sends is drained, not processed */
-        c->linger_discarded += (size_t)nread;
+        c->linger_discarded += (uint32_t)nread;
         if (c->linger_discarded > LINGER_MAX_BYTES)
             sb_conn_close(c);
         return;
     }
     sb_buf_append(&c->in, buf->base, (size_t)nread);
     sb_metrics_inbound(c->srv, (size_t)nread);
-    c->last_read_ms = sb_now_ms(c->srv);
     switch (c->kind) {
     case SB_CONN_HTTP:
         if (c->busy) {
@@ -322,14 +442,9 @@ void sb_conn_accept(sb_server *srv, uv_stream_t *listener) {
         else if (ss.ss_family == AF_INET6)
             uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof c->peer_ip);
     }
-    c->http = sb_malloc(sizeof(*c->http));
-    sb_http_parser_init(c->http, (size_t)srv->cfg.max_header_bytes, (size_t)srv->cfg.max_url_bytes,
-                        (size_t)(srv->cfg.max_rest_body_bytes > srv->cfg.max_message_bytes ? srv->cfg.max_rest_body_bytes
-                                                                                            : srv->cfg.max_message_bytes));
-    sb_buf_init(&c->in);
+    sb_buf_init(&c->in); /* the HTTP parser comes with the first request's bytes (net/http.c) */
     sb_outq_init(&c->out);
     sb_list_init(&c->pending_link);
     sb_list_insert_tail(&srv->conns, &c->all_link);
-    c->last_read_ms = sb_now_ms(srv);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
