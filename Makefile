@@ -37,11 +37,11 @@ FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 REPLAY_BINS := $(FUZZ_SRCS:fuzz/%.c=$(BUILD)/replay/%)
 APP_SRCS  := $(sort $(wildcard appserver/*.c))
 APP_OBJS  := $(APP_SRCS:%.c=$(BUILD)/obj/%.o)
-DEPS      := $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d)
+DEPS      := $(LIB_OBJS:.o=.d) $(APP_OBJS:.o=.d) $(BUILD)/obj/src/main.d
 
 SHELL := /bin/bash
 .PHONY: docs-check all run test unit integration asan replay fuzz fuzz-smoke bench bench-kql bench-smoke deps format clean
-all: $(BUILD)/switchboard $(BUILD)/switchboard-appserver $(TOOL_BINS)
+all: $(BUILD)/switchboard $(BUILD)/switchboard-appserver $(BUILD)/switchboard-faults $(TOOL_BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -57,6 +57,38 @@ $(BUILD)/switchboard: $(BUILD)/obj/src/main.o $(BUILD)/libswitchboard.a
 # The reference app server (default mode): speaks the service protocol through the project's own codec.
 $(BUILD)/switchboard-appserver: $(APP_OBJS) $(BUILD)/libswitchboard.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# Variants for tests and benchmarks: the few sources whose behaviour changes are compiled again with one
+# define into a tree of their own and linked ahead of the library, so the linker takes their symbols from
+# these objects and never pulls the library's copies of the same files.
+#
+# switchboard-faults (integration tests): the socket-write fault hook (src/net/fault.h).
+FAULT_SRCS := src/net/conn.c src/net/fault.c
+FAULT_OBJS := $(FAULT_SRCS:%.c=$(BUILD)/obj-faults/%.o)
+$(BUILD)/obj-faults/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSB_FAULT_INJECTION -MMD -MP -c $< -o $@
+
+$(BUILD)/switchboard-faults: $(BUILD)/obj/src/main.o $(FAULT_OBJS) $(BUILD)/libswitchboard.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# switchboard-nometrics (make bench, case "metrics"): the per-read, per-message and per-request metric
+# recorders compiled out of every caller (SB_METRICS_OFF, src/metrics/metrics.h).  The callers are found by
+# name; the linker's symbol trace then proves that no object in the link still calls one.
+NOMETRICS_HOT  := sb_metrics_inbound sb_metrics_outbound sb_metrics_operation
+NOMETRICS_SRCS := $(shell grep -lwE 'sb_metrics_(inbound|outbound|operation)' $(filter-out src/metrics/%,$(LIB_SRCS)))
+NOMETRICS_OBJS := $(NOMETRICS_SRCS:%.c=$(BUILD)/obj-nometrics/%.o)
+$(BUILD)/obj-nometrics/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSB_METRICS_OFF -MMD -MP -c $< -o $@
+
+$(BUILD)/switchboard-nometrics: $(BUILD)/obj/src/main.o $(NOMETRICS_OBJS) $(BUILD)/libswitchboard.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) $(NOMETRICS_HOT:%=-Wl,--trace-symbol=%) 2>$@.trace \
+	    || { cat $@.trace; rm -f $@.trace; exit 1; }
+	@if grep 'reference to' $@.trace; then rm -f $@ $@.trace; echo "$@: these still call a hot metric recorder"; exit 1; fi
+	@rm -f $@.trace
+
+DEPS += $(FAULT_OBJS:.o=.d) $(NOMETRICS_OBJS:.o=.d)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libswitchboard.a
 	@mkdir -p $(dir $@)
@@ -87,7 +119,7 @@ unit: $(UNIT_BINS)
 
 integration: all
 	@SWITCHBOARD_BIN=$(abspath $(BUILD)/switchboard) SWITCHBOARD_APPSERVER=$(abspath $(BUILD)/switchboard-appserver) \
-	    SWITCHBOARD_TOOLS=$(abspath $(BUILD)/tools) \
+	    SWITCHBOARD_TOOLS=$(abspath $(BUILD)/tools) SWITCHBOARD_FAULTS_BIN=$(abspath $(BUILD)/switchboard-faults) \
 	    scripts/run-integration.sh
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -121,7 +153,7 @@ $(BUILD)/bench/kql_bench: bench/kql_bench.c $(BUILD)/libswitchboard.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libswitchboard.a $(LDFLAGS) $(LIBS)
 
 bench: deps
-	@$(MAKE) --no-print-directory all bench/loadgen
+	@$(MAKE) --no-print-directory all bench/loadgen $(BUILD)/switchboard-nometrics
 	@bench/run.sh
 
 # KQL over 10 million generated rows (about 3 minutes, most of it filling the table).

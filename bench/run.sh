@@ -15,7 +15,10 @@
 # missing; if that is impossible, the nchan column says so and Switchboard runs alone.
 #
 # Knobs (environment): SWITCHBOARD_BIN, SWITCHBOARD_APPSERVER and LOADGEN (binaries other than
-# build/ and bench/loadgen), BENCH_ROUNDS (3), BENCH_DURATION (seconds of publishing per run, 5),
+# build/ and bench/loadgen), SWITCHBOARD_NOMETRICS_BIN (the same tree built with the hot-path metric
+# recorders compiled out, for the "metrics" case; default $BUILD/switchboard-nometrics unless
+# SWITCHBOARD_BIN is given, since the two must come from one tree), BENCH_ROUNDS (3),
+# BENCH_DURATION (seconds of publishing per run, 5),
 # BENCH_CASES (space-separated case names, default all), BENCH_OUT (bench/RESULTS.md),
 # BENCH_BUDGET (seconds; runs that would start after it are skipped and reported, 840),
 # BENCH_PIN=1 (server on CPU 1, load generator on CPU 0), BENCH_KEEP=1 (keep the work dir),
@@ -27,6 +30,7 @@ cd "$ROOT" || exit 1
 BUILD=${BUILD:-build}
 SB_BIN=${SWITCHBOARD_BIN:-$ROOT/$BUILD/switchboard}
 APP_BIN=${SWITCHBOARD_APPSERVER:-$ROOT/$BUILD/switchboard-appserver}
+if [ -n "${SWITCHBOARD_BIN:-}" ]; then NM_BIN=${SWITCHBOARD_NOMETRICS_BIN:-}; else NM_BIN=${SWITCHBOARD_NOMETRICS_BIN:-$ROOT/$BUILD/switchboard-nometrics}; fi
 LG=${LOADGEN:-$ROOT/bench/loadgen}
 ROUNDS=${BENCH_ROUNDS:-3}
 DUR=${BENCH_DURATION:-5}
@@ -106,11 +110,11 @@ wait_for_line() {
     return 1
 }
 
-# start_switchboard DIR MODE -> SB_PID, SB_URL
+# start_switchboard DIR MODE -> SB_PID, SB_URL (the binary: $RUN_SB_BIN if set, else $SB_BIN)
 start_switchboard() {
     local dir=$1 mode=$2
     mkdir -p "$dir"
-    "${PIN_SERVER[@]}" "$SB_BIN" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --access-key "$KEY" \
+    "${PIN_SERVER[@]}" "${RUN_SB_BIN:-$SB_BIN}" serve --listen 127.0.0.1:0 --data-dir "$dir/data" --access-key "$KEY" \
         --mode "$mode" >"$dir/switchboard.log" 2>&1 &
     SB_PID=$!
     PIDS+=("$SB_PID")
@@ -268,9 +272,20 @@ CASES=(
 "echo-r1k|Echo, 1,000 clients, 64 B, 1,000 msg/s|default|--scenario echo --subscribers 1000 --payload 64 --rate 1000||"
 "idle-19k|19,000 idle WebSocket connections, held for the run's duration|serverless|--scenario connect --subscribers 19000||"
 )
+# b1k-64-flat against the normal build (tag on) and switchboard-nometrics (tag off): what the platform
+# metrics' recorders cost on the broadcast path (src/metrics/metrics.h, SB_METRICS_OFF).
+METRICS_BASE=b1k-64-flat
 LOGS_CASE="logs|Broadcast, 1,000 subscribers, 64 B, flat out, every REST send traced (X-ASRS-Message-Tracing-Id): messaging logs collect-all off vs on|serverless|--scenario broadcast --subscribers 1000 --payload 64 --rate 0 --tracing"
 
 wanted() { [ -z "${BENCH_CASES:-}" ] || [[ " $BENCH_CASES " == *" $1 "* ]]; }
+# case_args NAME: the load generator arguments (both servers) of a standard case
+case_args() {
+    local c n common
+    for c in "${CASES[@]}"; do
+        IFS='|' read -r n _ _ common _ <<<"$c"
+        [ "$n" = "$1" ] && { echo "$common"; return; }
+    done
+}
 budget_left() { [ $((SECONDS - START)) -lt "$BUDGET" ]; }
 
 # Facts the report needs besides the RESULT lines, kept in the raw results as "#meta KEY VALUE".
@@ -296,7 +311,17 @@ run_standard_set() {
     meta_put rounds "$ROUNDS"
     meta_put duration "$DUR"
     [ ${#PIN_SERVER[@]} -gt 0 ] && meta_put pinned "server CPU 1, load generator CPU 0"
-    local round c name desc mode common sbonly ngargs target tag logargs
+    local round c name desc mode common sbonly ngargs target tag logargs metrics_ok=0
+    if wanted metrics; then
+        if [ -z "$NM_BIN" ]; then
+            meta_put metrics_missing "SWITCHBOARD_BIN is given but SWITCHBOARD_NOMETRICS_BIN is not (the metrics-off build of the same tree)"
+        elif [ -x "$NM_BIN" ]; then
+            metrics_ok=1
+        else
+            meta_put metrics_missing "$NM_BIN is missing (make BUILD=$BUILD $BUILD/switchboard-nometrics)"
+        fi
+        [ "$metrics_ok" = 1 ] || echo "bench: metrics case not run: $(meta metrics_missing)" >&2
+    fi
     for round in $(seq "$ROUNDS"); do
         for c in "${CASES[@]}"; do
             IFS='|' read -r name desc mode common sbonly ngargs <<<"$c"
@@ -324,6 +349,19 @@ run_standard_set() {
                 done
             else
                 meta_put skipped "logs round $round"
+            fi
+        fi
+        if [ "$metrics_ok" = 1 ]; then
+            if budget_left; then
+                for tag in on off; do
+                    RUN_SB_BIN=$SB_BIN
+                    [ "$tag" = off ] && RUN_SB_BIN=$NM_BIN
+                    # shellcheck disable=SC2046
+                    run_one metrics "$round" switchboard serverless "$tag" --duration "$DUR" $(case_args "$METRICS_BASE")
+                done
+                RUN_SB_BIN=""
+            else
+                meta_put skipped "metrics round $round"
             fi
         fi
     done
@@ -447,6 +485,25 @@ EOF
     fi
     echo "| Messaging logs collect-all >= 90% of logs-off throughput (deliveries/s on / off) | $(fmt "$on") / $(fmt "$off") | - | $r | $res |"
     echo
+    if has_case metrics || [ -n "$(meta metrics_missing)" ]; then
+        echo "## Cost of platform metrics"
+        echo
+        echo "$METRICS_BASE (broadcast, 1,000 subscribers, 64 B, flat out) against the normal build (on) and against"
+        echo "switchboard-nometrics (off): the same tree with the per-read, per-message and per-request metric recorders"
+        echo "compiled out of their callers (\`make \$(BUILD)/switchboard-nometrics\`), alternated run by run (on off on off)."
+        echo
+        if [ -n "$(meta metrics_missing)" ]; then
+            echo "**Not run: $(meta metrics_missing).**"
+        else
+            on=$(med metrics switchboard on deliveries_per_s); off=$(med metrics switchboard off deliveries_per_s)
+            echo "| Measure | On | Off | Ratio on / off |"
+            echo "|---|---|---|---|"
+            echo "| Platform metrics on / off (deliveries/s) | $(spread metrics switchboard on deliveries_per_s) | $(spread metrics switchboard off deliveries_per_s) | $(ratio "$on" "$off") |"
+            on=$(med metrics switchboard on deliveries_per_cpu_s); off=$(med metrics switchboard off deliveries_per_cpu_s)
+            echo "| Deliveries per server CPU-second | $(spread metrics switchboard on deliveries_per_cpu_s) | $(spread metrics switchboard off deliveries_per_cpu_s) | $(ratio "$on" "$off") |"
+        fi
+        echo
+    fi
     echo "## All figures (medians)"
     echo
     echo "| Case | Deliveries/s: Switchboard | nchan | Ratio | Latency p50 / p99 / max, ms: Switchboard | nchan | Server CPU %: SB / nchan | Deliveries per CPU-second: SB / nchan | Worst loss: SB / nchan |"
@@ -462,6 +519,11 @@ EOF
     if has_case logs; then
         for tag in off on; do
             echo "| **logs $tag**: broadcast 1,000 subscribers, 64 B, flat out, traced sends, collect-all $tag | $(spread logs switchboard "$tag" deliveries_per_s) | - | - | $(lat logs switchboard "$tag") | - | $(fmt "$(med logs switchboard "$tag" server_cpu_pct)") / - | $(fmt "$(med logs switchboard "$tag" deliveries_per_cpu_s)") / - | $(worst logs switchboard "$tag" loss) / - |"
+        done
+    fi
+    if has_case metrics; then
+        for tag in on off; do
+            echo "| **metrics $tag**: $METRICS_BASE, platform metrics' hot-path recorders $tag | $(spread metrics switchboard "$tag" deliveries_per_s) | - | - | $(lat metrics switchboard "$tag") | - | $(fmt "$(med metrics switchboard "$tag" server_cpu_pct)") / - | $(fmt "$(med metrics switchboard "$tag" deliveries_per_cpu_s)") / - | $(worst metrics switchboard "$tag" loss) / - |"
         done
     fi
     if has_case idle-19k; then

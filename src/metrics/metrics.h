@@ -119,12 +119,24 @@ void sb_metrics_connection_closed(struct sb_server *srv, sb_metrics_endpoint ep,
 /* A connection refused before it was opened (429 Throttled, 401 Unauthorized): counted in
  * ConnectionCloseCount by category and as an operation, never in ConnectionCount. */
 void sb_metrics_connection_refused(struct sb_server *srv, sb_metrics_endpoint ep, sb_close_category cat);
+/*
+ * The per-read, per-message and per-request recorders.  SB_METRICS_OFF turns them into inline no-ops in the
+ * objects compiled with it: only the benchmark's switchboard-nometrics build does that, to measure what
+ * metrics cost on the broadcast path (bench/run.sh, case "metrics").  metrics.c itself is never compiled
+ * with it (its definitions would collide with these), so the rest of the metrics keep working.
+ */
+#ifndef SB_METRICS_OFF
 /* Bytes received by the service (any socket). */
 void sb_metrics_inbound(struct sb_server *srv, size_t bytes);
 /* Bytes of one message sent to a client; pings are traffic but not messages. */
 void sb_metrics_outbound(struct sb_server *srv, size_t bytes, int is_ping);
 /* One operation (connect, send, ...) finished; error_kind 0 ok, 1 user error, 2 system error. */
 void sb_metrics_operation(struct sb_server *srv, int error_kind);
+#else
+static inline void sb_metrics_inbound(struct sb_server *srv, size_t bytes) {}
+static inline void sb_metrics_outbound(struct sb_server *srv, size_t bytes, int is_ping) {}
+static inline void sb_metrics_operation(struct sb_server *srv, int error_kind) {}
+#endif
 
 /* ---- readers (event loop thread) ---- */
 

@@ -13,9 +13,9 @@
 //    timeout").
 //
 // Not here: the internal-write-error path (ServiceTransientError, "Internal
-// server transient error"); a test cannot make a loopback write fail for a
-// reason other than the peer without fault injection, which the service
-// deliberately does not have.  Every wait has a timeout.
+// server transient error"): a loopback write cannot be made to fail for a
+// reason other than the peer from outside, so faults.test.mjs runs it
+// against the fault-injecting test build.  Every wait has a timeout.
 
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
