@@ -111,7 +111,7 @@ typedef struct workspace {
     int in_txn;
     sb_buf time_text;
     int64_t time_text_us; /* the instant time_text holds, if any */
-    sb_log_record view;   /* a fan-out's recipient as a plain record */
+    sb_log_record *view;  /* a fan-out's recipient as a plain record (allocated: the type ends in a flexible array) */
     sb_buf view_message;
     int log_retention_days, activity_retention_days;
     int64_t next_retention_us; /* when rows past their retention are deleted next */
@@ -168,6 +168,7 @@ static int workspace_open(sb_sink *s, const sb_sink_config *c) {
             *p = (char)(*p - ('a' - 'A'));
     sb_buf_init(&w->time_text);
     sb_buf_init(&w->view_message);
+    w->view = sb_calloc(1, sizeof *w->view);
     if (sqlite3_open_v2(c->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK)
         return db_fail(s, w, c->path);
@@ -303,7 +304,7 @@ static int workspace_write(sb_sink *s, sb_log_record *const *recs, size_t n) {
         int rc = SB_OK;
         size_t pos = 0;
         const sb_log_record *r;
-        while (rc == SB_OK && (r = sb_log_record_next(recs[i], &pos, &w->view, &w->view_message)))
+        while (rc == SB_OK && (r = sb_log_record_next(recs[i], &pos, w->view, &w->view_message)))
             rc = r->type == SB_LOGT_ACTIVITY ? insert_activity(w, r)
                  : r->type == SB_LOGT_METRIC ? insert_metric(w, r)
                                              : insert_log(w, r);
@@ -346,6 +347,7 @@ static void workspace_close(sb_sink *s) {
     sb_free(w->resource_group_upper);
     sb_buf_free(&w->time_text);
     sb_buf_free(&w->view_message);
+    sb_free(w->view);
     sb_free(w);
     s->impl = NULL;
 }
