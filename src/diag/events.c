@@ -295,14 +295,9 @@ void sb_log_message_to_client(sb_client *cl, sb_msg *m) {
                            .transport_type = sb_log_transport_name(cl->transport)};
     if (sb_diag_fanout_add(srv, m->log_fanout, cl->hub, &rc))
         return;
-    char head[96];
-    snprintf(head, sizeof head, SB_MSG_FMT_SENT_TO_CLIENT_HEAD, (unsigned long long)m->tracing_id);
+    char head[SB_LOG_SENT_HEAD_MAX];
     sb_log_fields f;
-    message_fields(&f, cl);
-    f.operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT;
-    f.message = head;
-    f.message_tail = SB_MSG_SENT_TO_CLIENT_TAIL;
-    f.tracing_id = m->tracing_id;
+    sb_log_fields_sent_to_client(&f, cl->hub->name, m->tracing_id, head, sizeof head);
     m->log_fanout = sb_diag_fanout_begin(srv, cl->hub, &f, &rc);
 }
 

@@ -91,6 +91,21 @@ sb_log_record *sb_log_record_new(const sb_log_fields *f) {
     return r;
 }
 
+void sb_log_fields_sent_to_client(sb_log_fields *f, const char *hub, uint64_t tracing_id, char *head,
+                                  size_t headlen) {
+    snprintf(head, headlen, SB_MSG_FMT_SENT_TO_CLIENT_HEAD, (unsigned long long)tracing_id);
+    *f = (sb_log_fields){.type = SB_LOGT_MESSAGING,
+                         .level = SB_LEVEL_INFORMATIONAL,
+                         .operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT,
+                         .collection = SB_LOG_COLLECTION_MESSAGE,
+                         .connection_type = SB_LOG_CONNECTION_TYPE_CLIENT,
+                         .hub = hub,
+                         .message = head,
+                         .message_tail = SB_MSG_SENT_TO_CLIENT_TAIL,
+                         .tracing_id = tracing_id,
+                         .has_tracing_id = 1};
+}
+
 void sb_log_record_free(sb_log_record *r) {
     if (r)
         sb_free(r->rcpt);

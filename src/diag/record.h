@@ -143,6 +143,12 @@ void sb_log_record_free(sb_log_record *r);
  * from an earlier fan-out (sb_log_record_free_keep_block) is already mapped and in the cache. */
 sb_log_record *sb_log_record_new_fanout(const sb_log_fields *shared, const sb_log_recipient *first, void *block,
                                         size_t block_cap);
+/* The shared fields of a "sent to client" fan-out (MessageSentToClient, Azure's message text around each
+ * recipient's connection id), as every producer and test builds them; head (at least SB_LOG_SENT_HEAD_MAX bytes)
+ * receives the text before the connection id and must live as long as f. */
+#define SB_LOG_SENT_HEAD_MAX 96
+void sb_log_fields_sent_to_client(sb_log_fields *f, const char *hub, uint64_t tracing_id, char *head,
+                                  size_t headlen);
 /* Free r but hand back its recipients' block (NULL for a plain record) and its size in *cap. */
 void *sb_log_record_free_keep_block(sb_log_record *r, size_t *cap);
 /* Append a recipient (copied) to a fan-out record not yet handed to the writer. */

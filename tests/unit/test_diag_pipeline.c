@@ -646,17 +646,9 @@ static void deliver(void **handle, const void *scope, uint64_t tracing_id, const
     sb_log_recipient rc = {conn, "user", "10.0.0.1", SB_LOG_TRANSPORT_WEBSOCKETS};
     if (sb_diag_fanout_add(&srv, *handle, scope, &rc))
         return;
-    char head[96];
-    snprintf(head, sizeof head, SB_MSG_FMT_SENT_TO_CLIENT_HEAD, (unsigned long long)tracing_id);
-    sb_log_fields f = {.type = SB_LOGT_MESSAGING,
-                       .operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT,
-                       .collection = SB_LOG_COLLECTION_MESSAGE,
-                       .connection_type = SB_LOG_CONNECTION_TYPE_CLIENT,
-                       .hub = "chat",
-                       .message = head,
-                       .message_tail = SB_MSG_SENT_TO_CLIENT_TAIL,
-                       .tracing_id = tracing_id,
-                       .has_tracing_id = 1};
+    char head[SB_LOG_SENT_HEAD_MAX];
+    sb_log_fields f;
+    sb_log_fields_sent_to_client(&f, "chat", tracing_id, head, sizeof head);
     *handle = sb_diag_fanout_begin(&srv, scope, &f, &rc);
 }
 

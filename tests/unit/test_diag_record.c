@@ -470,17 +470,9 @@ static void test_appends_to_existing_buffer(void **state) {
 
 /* The shared fields of a SentToClient fan-out, as the producer (events.c) builds them. */
 static sb_log_fields fanout_shared(uint64_t tracing_id, char *head, size_t headlen) {
-    snprintf(head, headlen, SB_MSG_FMT_SENT_TO_CLIENT_HEAD, (unsigned long long)tracing_id);
-    return (sb_log_fields){.type = SB_LOGT_MESSAGING,
-                           .level = SB_LEVEL_INFORMATIONAL,
-                           .operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT,
-                           .collection = SB_LOG_COLLECTION_MESSAGE,
-                           .connection_type = SB_LOG_CONNECTION_TYPE_CLIENT,
-                           .hub = "chat",
-                           .message = head,
-                           .message_tail = SB_MSG_SENT_TO_CLIENT_TAIL,
-                           .tracing_id = tracing_id,
-                           .has_tracing_id = 1};
+    sb_log_fields f;
+    sb_log_fields_sent_to_client(&f, "chat", tracing_id, head, headlen);
+    return f;
 }
 
 static sb_log_record *fanout_of(const sb_log_fields *shared, const sb_log_recipient *rc, size_t n, int64_t t) {

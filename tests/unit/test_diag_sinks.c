@@ -592,17 +592,9 @@ static void test_workspace_retry_and_reopen(void **state) {
 
 /* A SentToClient fan-out to n recipients <prefix>-<i>; odd ones have a user, every third no caller IP. */
 static sb_log_record *fanout_rec(uint64_t tracing_id, size_t n, const char *prefix) {
-    char head[96];
-    snprintf(head, sizeof head, SB_MSG_FMT_SENT_TO_CLIENT_HEAD, (unsigned long long)tracing_id);
-    sb_log_fields f = {.type = SB_LOGT_MESSAGING,
-                       .operation_name = SB_OP_MESSAGE_SENT_TO_CLIENT,
-                       .collection = SB_LOG_COLLECTION_MESSAGE,
-                       .connection_type = SB_LOG_CONNECTION_TYPE_CLIENT,
-                       .hub = "chat",
-                       .message = head,
-                       .message_tail = SB_MSG_SENT_TO_CLIENT_TAIL,
-                       .tracing_id = tracing_id,
-                       .has_tracing_id = 1};
+    char head[SB_LOG_SENT_HEAD_MAX];
+    sb_log_fields f;
+    sb_log_fields_sent_to_client(&f, "chat", tracing_id, head, sizeof head);
     sb_log_record *r = NULL;
     for (size_t i = 0; i < n; i++) {
         char conn[64], user[32];
