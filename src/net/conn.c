@@ -205,16 +205,25 @@ static void flush(sb_conn *c) {
 }
 
 /* Everything queued: the kernel first (uv_try_write), the rest through uv_write. */
+/* The first (at most IOV_BATCH) queued buffers as an iovec; returns their count, *total their bytes.  Reads
+ * the queue only, so a write thread may call it (parallel flush).  uv_buf_t is laid out like struct iovec on
+ * Unix, which libuv documents, so the same array serves uv_try_write and writev. */
+static size_t queued_iov(const sb_conn *c, uv_buf_t *iov, size_t *total) {
+    size_t n = c->out.count < IOV_BATCH ? c->out.count : IOV_BATCH;
+    *total = 0;
+    for (size_t i = 0; i < n; i++) {
+        sb_shbuf *b = sb_outq_at(&c->out, i);
+        size_t off = i == 0 ? c->out.off : 0;
+        iov[i] = uv_buf_init(b->data + off, (unsigned)(b->len - off));
+        *total += b->len - off;
+    }
+    return n;
+}
+
 static void flush_queued(sb_conn *c) {
     while (c->out.count && !c->closing) {
         uv_buf_t iov[IOV_BATCH];
-        size_t n = c->out.count < IOV_BATCH ? c->out.count : IOV_BATCH, total = 0;
-        for (size_t i = 0; i < n; i++) {
-            sb_shbuf *b = sb_outq_at(&c->out, i);
-            size_t off = i == 0 ? c->out.off : 0;
-            iov[i] = uv_buf_init(b->data + off, (unsigned)(b->len - off));
-            total += b->len - off;
-        }
+        size_t total, n = queued_iov(c, iov, &total);
         /* Try the kernel first: most writes complete at once and need no request. */
         if (!c->inflight) {
             int wr = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)n);
@@ -281,18 +290,11 @@ typedef struct flush_job {
 
 static void write_job(void *arg) {
     flush_job *j = arg;
-    sb_conn *c = j->c;
-    struct iovec iov[IOV_BATCH];
-    size_t n = c->out.count < IOV_BATCH ? c->out.count : IOV_BATCH;
-    for (size_t i = 0; i < n; i++) {
-        sb_shbuf *b = sb_outq_at(&c->out, i);
-        size_t off = i == 0 ? c->out.off : 0;
-        iov[i].iov_base = b->data + off;
-        iov[i].iov_len = b->len - off;
-    }
+    uv_buf_t iov[IOV_BATCH];
+    size_t total, n = queued_iov(j->c, iov, &total);
     ssize_t r;
     do
-        r = writev(j->fd, iov, (int)n);
+        r = writev(j->fd, (const struct iovec *)iov, (int)n);
     while (r < 0 && errno == EINTR);
     j->result = r < 0 ? -errno : r;
 }
