@@ -657,7 +657,7 @@ static void test_fanout_count_and_walk(void **state) {
     assert_null(r->user_id);
     assert_null(r->caller_ip);
     assert_null(r->transport_type);
-    assert_ptr_equal(r->message_tail, SB_MSG_SENT_TO_CLIENT_TAIL);
+    assert_string_equal(r->message_tail, SB_MSG_SENT_TO_CLIENT_TAIL);
 
     sb_log_record view;
     sb_buf msg;
