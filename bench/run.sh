@@ -437,8 +437,8 @@ write_report() {
 
 ## Method
 
-One process of each server (Switchboard: one event loop plus its log writer thread; nginx: one worker) is started
-fresh for every run on loopback and driven by bench/loadgen (C, one epoll thread). Each case runs $rounds times, the
+One process of each server (Switchboard: one event loop, its write threads (one per extra core, sharing the socket
+writes of a busy turn) and its log writer thread; nginx: one worker) is started fresh for every run on loopback and driven by bench/loadgen (C, one epoll thread). Each case runs $rounds times, the
 servers alternating run by run (A B A B); figures are medians (with the range over the rounds where it matters),
 ratios are Switchboard's median over nchan's. Publishing lasts $dur s per run.
 
