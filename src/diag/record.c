@@ -37,6 +37,7 @@
 
 #include "diag/names.h"
 #include "util/alloc.h"
+#include "util/isotime.h"
 #include "util/utf8.h"
 
 #define N_COPIED 13
@@ -272,20 +273,6 @@ static char *put_digits(char *o, unsigned v, int width) {
     return o + width;
 }
 
-/* Days since 1970-01-01 -> civil date (proleptic Gregorian; H. Hinnant's algorithm, no libc time zone lock).
- */
-static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)(yoe + era * 400) + (*m <= 2);
-}
-
 #define TIME_TEXT_LEN 28                        /* 2026-11-26T01:02:03.4560000Z */
 #define TIME_MAX_US INT64_C(253402300799999999) /* 9999-12-31T23:59:59.999999Z keeps the year 4 digits */
 
@@ -298,7 +285,7 @@ static char *put_time(char *o, int64_t t) {
     unsigned us = (unsigned)(t % 1000000);
     int y;
     unsigned m, d, sod = (unsigned)(secs % 86400);
-    civil_from_days(secs / 86400, &y, &m, &d);
+    sb_civil_from_days(secs / 86400, &y, &m, &d);
     o = put_digits(o, (unsigned)y, 4);
     *o++ = '-';
     o = put_digits(o, m, 2);

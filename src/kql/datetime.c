@@ -1,9 +1,8 @@
 /*
  * datetime.c - datetime and timespan ticks and text; see datetime.h.
  *
- * Calendar arithmetic is the proleptic Gregorian days-from-civil algorithm
- * (exact for every year 0001..9999), so no libc time zone state is touched
- * and every function is thread-safe.
+ * Calendar arithmetic and parsing are util/isotime's (proleptic Gregorian,
+ * exact for every year 0001..9999, no libc time zone state: thread-safe).
  */
 #include "kql/datetime.h"
 
@@ -13,33 +12,13 @@
 #include <time.h>
 
 #include "util/error.h"
-
-static int64_t days_from_civil(int y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
-static void civil_from_days(int64_t z, int *y, unsigned *m, unsigned *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)(yoe + era * 400) + (*m <= 2);
-}
+#include "util/isotime.h"
 
 static int is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
-/* Exactly w digits at s[*i]. */
+/* Exactly w digits at s[*i] (timespans). */
 static int digits(const char *s, size_t n, size_t *i, int w, unsigned *v) {
     *v = 0;
     for (int k = 0; k < w; k++, (*i)++) {
@@ -50,57 +29,13 @@ static int digits(const char *s, size_t n, size_t *i, int w, unsigned *v) {
     return 1;
 }
 
-static unsigned days_in_month(int y, unsigned m) {
-    static const unsigned dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : dm[m - 1];
-}
-
 int sb_kql_dt_parse(const char *s, size_t n, int64_t *ticks) {
     while (n && (*s == ' ' || *s == '\t'))
         s++, n--;
     while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
         n--;
-    size_t i = 0;
-    unsigned y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
-    if (!digits(s, n, &i, 4, &y) || i >= n || s[i++] != '-' || !digits(s, n, &i, 2, &mo) || i >= n ||
-        s[i++] != '-' || !digits(s, n, &i, 2, &d))
-        return SB_EINVAL;
-    if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month((int)y, mo))
-        return SB_EINVAL;
-    if (i < n && (s[i] == 'T' || s[i] == ' ')) {
-        i++;
-        if (!digits(s, n, &i, 2, &h) || i >= n || s[i++] != ':' || !digits(s, n, &i, 2, &mi))
-            return SB_EINVAL;
-        if (i < n && s[i] == ':') {
-            i++;
-            if (!digits(s, n, &i, 2, &sec))
-                return SB_EINVAL;
-            if (i < n && s[i] == '.') {
-                i++;
-                int w = 0;
-                while (i < n && is_digit(s[i])) {
-                    if (w < 7)
-                        frac = frac * 10 + (unsigned)(s[i] - '0'), w++;
-                    i++; /* finer than a tick: truncated */
-                }
-                if (w == 0)
-                    return SB_EINVAL;
-                for (; w < 7; w++)
-                    frac *= 10;
-            }
-        }
-        if (h > 23 || mi > 59 || sec > 59)
-            return SB_EINVAL;
-    }
-    if (i < n && s[i] == 'Z')
-        i++;
-    if (i != n)
-        return SB_EINVAL;
-    int64_t days = days_from_civil((int)y, mo, d);
-    *ticks =
-        days * SB_KQL_TICKS_PER_DAY + ((int64_t)h * 3600 + mi * 60 + sec) * SB_KQL_TICKS_PER_SECOND + frac;
-    return SB_OK;
+    /* Kusto's epoch is 1970 too; a 4-digit year keeps every parse inside SB_KQL_DT_MIN..MAX */
+    return sb_isotime_parse(s, n, SB_ISOTIME_SPACE_SEP, ticks);
 }
 
 static char *put_digits(char *o, unsigned v, int w) {
@@ -121,7 +56,7 @@ void sb_kql_dt_format(int64_t t, char out[SB_KQL_DT_TEXT_LEN + 1]) {
     int64_t rem = t - days * SB_KQL_TICKS_PER_DAY;
     int y;
     unsigned m, d;
-    civil_from_days(days, &y, &m, &d);
+    sb_civil_from_days(days, &y, &m, &d);
     unsigned sod = (unsigned)(rem / SB_KQL_TICKS_PER_SECOND);
     char *o = put_digits(out, (unsigned)y, 4);
     *o++ = '-';

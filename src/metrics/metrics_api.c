@@ -44,6 +44,7 @@
 #include "server.h"
 #include "util/alloc.h"
 #include "util/error.h"
+#include "util/isotime.h"
 #include "util/utf8.h"
 
 #define JSON_TYPE "application/json; charset=utf-8"
@@ -73,72 +74,12 @@ static int bad0(char *err, size_t errlen, const char *msg) {
     return SB_EINVAL;
 }
 
-static int digits(const char *s, size_t len, size_t *i, int n, int *out) {
-    int v = 0;
-    for (int k = 0; k < n; k++) {
-        if (*i >= len || !isdigit((unsigned char)s[*i]))
-            return 0;
-        v = v * 10 + (s[(*i)++] - '0');
-    }
-    *out = v;
-    return 1;
-}
-
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + (int64_t)doe - 719468;
-}
-
 int sb_metrics_parse_datetime(const char *s, size_t len, int64_t *out_us) {
-    size_t i = 0;
-    int y, mo, d, h = 0, mi = 0, sec = 0;
-    if (!digits(s, len, &i, 4, &y) || i >= len || s[i++] != '-' || !digits(s, len, &i, 2, &mo) || i >= len ||
-        s[i++] != '-' || !digits(s, len, &i, 2, &d))
+    int64_t ticks;
+    int rc = sb_isotime_parse(s, len, SB_ISOTIME_OFFSET | SB_ISOTIME_LEAP_SECOND, &ticks);
+    if (rc != SB_OK || ticks < 0) /* nothing before the epoch was ever recorded */
         return SB_EINVAL;
-    int64_t frac_us = 0;
-    if (i < len && (s[i] == 'T' || s[i] == 't')) {
-        i++;
-        if (!digits(s, len, &i, 2, &h) || i >= len || s[i++] != ':' || !digits(s, len, &i, 2, &mi))
-            return SB_EINVAL;
-        if (i < len && s[i] == ':') {
-            i++;
-            if (!digits(s, len, &i, 2, &sec))
-                return SB_EINVAL;
-            if (i < len && s[i] == '.') {
-                i++;
-                int64_t scale = 100000;
-                size_t start = i;
-                for (; i < len && isdigit((unsigned char)s[i]); i++, scale /= 10)
-                    frac_us += (s[i] - '0') * scale;
-                if (i == start)
-                    return SB_EINVAL;
-            }
-        }
-    }
-    int64_t offset_s = 0;
-    if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
-        i++;
-    } else if (i < len && (s[i] == '+' || s[i] == '-' || s[i] == ' ')) { /* ' ': a '+' decoded as a space */
-        int sign = s[i] == '-' ? -1 : 1, oh, om;
-        i++;
-        if (!digits(s, len, &i, 2, &oh) || i >= len || s[i++] != ':' || !digits(s, len, &i, 2, &om) ||
-            oh > 23 || om > 59)
-            return SB_EINVAL;
-        offset_s = sign * (oh * 3600 + om * 60);
-    }
-    if (i != len || y < 1970 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || sec > 60)
-        return SB_EINVAL;
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
-        return SB_EINVAL;
-    int64_t secs =
-        days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
-    *out_us = secs * 1000000 + frac_us;
+    *out_us = ticks / 10;
     return SB_OK;
 }
 
