@@ -19,6 +19,26 @@
 #include "util/alloc.h"
 #include "util/base64.h"
 #include "util/error.h"
+#include "util/utf8.h"
+
+const char *sb_auth_result_reason(const sb_auth_result *res) {
+    return res->message.len && sb_utf8_valid(res->message.data, res->message.len) ? res->message.data
+                                                                                  : "Authentication failed.";
+}
+
+int sb_auth_arm_request(sb_server *srv, const sb_http_request *req, sb_auth_result *res) {
+    sb_buf collapsed;
+    sb_buf_init(&collapsed);
+    sb_url_path_collapse(req->path, &collapsed);
+    char *aud_raw = sb_asprintf("%s%.*s", srv->endpoint, (int)req->path.len, req->path.base);
+    char *aud_collapsed = sb_asprintf("%s%s", srv->endpoint, collapsed.data ? collapsed.data : "");
+    const char *const auds[] = {aud_raw, aud_collapsed};
+    int rc = sb_auth_request(srv, req, 0, auds, strcmp(aud_raw, aud_collapsed) ? 2 : 1, 1, res);
+    sb_free(aud_raw);
+    sb_free(aud_collapsed);
+    sb_buf_free(&collapsed);
+    return rc;
+}
 
 void sb_auth_result_free(sb_auth_result *res) {
     if (res->claims)

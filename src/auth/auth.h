@@ -33,6 +33,15 @@ typedef struct sb_auth_result {
 int sb_auth_request(struct sb_server *srv, const sb_http_request *req, int allow_query_token,
                     const char *const *valid_auds, size_t nvalid, int ignore_query, sb_auth_result *res);
 void sb_auth_result_free(sb_auth_result *res);
+/* The reason to show for a failed verification: res->message, or a generic text when it is empty or not UTF-8. */
+const char *sb_auth_result_reason(const sb_auth_result *res);
+
+/*
+ * Verify the bearer token of an ARM-shaped request (management, metrics, Logs query): the accepted audience is
+ * the endpoint plus the request path, as sent or with runs of '/' collapsed (Azure SDKs differ in slashes).
+ * Same returns as sb_auth_request.
+ */
+int sb_auth_arm_request(struct sb_server *srv, const sb_http_request *req, sb_auth_result *res);
 
 /* Load or create the access key per configuration (cfg.access_key, else <data_dir>/accesskey). */
 int sb_auth_load_keys(struct sb_server *srv);

@@ -787,26 +787,11 @@ static void respond_json(sb_conn *c, json_t *j) {
 }
 
 static int authorize(sb_conn *c, const sb_http_request *req) {
-    sb_server *srv = c->srv;
-    sb_buf collapsed;
-    sb_buf_init(&collapsed);
-    for (size_t i = 0; i < req->path.len; i++) /* SDKs differ in slashes: accept the collapsed spelling too */
-        if (req->path.base[i] != '/' || !collapsed.len || collapsed.data[collapsed.len - 1] != '/')
-            sb_buf_appendc(&collapsed, req->path.base[i]);
-    char *aud_raw = sb_asprintf("%s%.*s", srv->endpoint, (int)req->path.len, req->path.base);
-    char *aud_collapsed = sb_asprintf("%s%s", srv->endpoint, collapsed.data ? collapsed.data : "");
-    const char *const auds[] = {aud_raw, aud_collapsed};
     sb_auth_result res;
-    int rc = sb_auth_request(srv, req, 0, auds, strcmp(aud_raw, aud_collapsed) ? 2 : 1, 1, &res);
+    int rc = sb_auth_arm_request(c->srv, req, &res);
     if (rc != SB_OK)
-        respond_error(c, res.status ? res.status : 401, "AuthenticationFailed",
-                      res.message.len && sb_utf8_valid(res.message.data, res.message.len)
-                          ? res.message.data
-                          : "Authentication failed.");
+        respond_error(c, res.status ? res.status : 401, "AuthenticationFailed", sb_auth_result_reason(&res));
     sb_auth_result_free(&res);
-    sb_free(aud_raw);
-    sb_free(aud_collapsed);
-    sb_buf_free(&collapsed);
     return rc == SB_OK;
 }
 

@@ -452,6 +452,12 @@ void sb_url_encode(const char *s, size_t n, sb_buf *out) {
     out->data[out->len] = '\0';
 }
 
+void sb_url_path_collapse(sb_slice path, sb_buf *out) {
+    for (size_t i = 0; i < path.len; i++)
+        if (path.base[i] != '/' || !out->len || out->data[out->len - 1] != '/')
+            sb_buf_appendc(out, path.base[i]);
+}
+
 int sb_url_path_split(sb_slice path, sb_buf *seg, size_t max, size_t *nseg) {
     const char *p = path.base, *end = path.base + path.len;
     *nseg = 0;

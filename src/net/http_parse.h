@@ -90,6 +90,8 @@ int sb_url_decode(sb_slice in, int plus, sb_buf *out);
  * invalid UTF-8 in a segment; SB_E2BIG for more than max segments.
  */
 int sb_url_path_split(sb_slice path, sb_buf *seg, size_t max, size_t *nseg);
+/* Append path with every run of '/' collapsed to one ("//a///b" -> "/a/b"), as it was sent otherwise. */
+void sb_url_path_collapse(sb_slice path, sb_buf *out);
 /* Percent-encode everything but unreserved characters (RFC 3986) into out (appends). */
 void sb_url_encode(const char *s, size_t n, sb_buf *out);
 

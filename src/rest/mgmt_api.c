@@ -422,17 +422,8 @@ static void get_category(sb_server *srv, mgmt_req *m) {
 
 /* 1 when authorized (m->caller set, *claims owned by the caller); otherwise the answer is set. */
 static int authorize(sb_server *srv, const sb_http_request *req, mgmt_req *m, json_t **claims) {
-    /* The token names the path as sent; accept the collapsed spelling too (SDKs differ in slashes). */
-    sb_buf collapsed;
-    sb_buf_init(&collapsed);
-    for (size_t i = 0; i < req->path.len; i++)
-        if (req->path.base[i] != '/' || !collapsed.len || collapsed.data[collapsed.len - 1] != '/')
-            sb_buf_appendc(&collapsed, req->path.base[i]);
-    char *aud_raw = sb_asprintf("%s%.*s", srv->endpoint, (int)req->path.len, req->path.base);
-    char *aud_collapsed = sb_asprintf("%s%s", srv->endpoint, collapsed.data ? collapsed.data : "");
-    const char *const auds[] = {aud_raw, aud_collapsed};
     sb_auth_result res;
-    int rc = sb_auth_request(srv, req, 0, auds, strcmp(aud_raw, aud_collapsed) ? 2 : 1, 1, &res);
+    int rc = sb_auth_arm_request(srv, req, &res);
     if (rc == SB_OK) {
         *claims = res.claims;
         res.claims = NULL;
@@ -441,14 +432,9 @@ static int authorize(sb_server *srv, const sb_http_request *req, mgmt_req *m, js
             who = sb_jwt_claim_string(*claims, "sub");
         m->caller = who && *who ? who : "accessKey";
     } else {
-        fail(m, res.status ? res.status : 401, "AuthenticationFailed", "%s",
-             res.message.len && sb_utf8_valid(res.message.data, res.message.len) ? res.message.data
-                                                                                 : "Authentication failed.");
+        fail(m, res.status ? res.status : 401, "AuthenticationFailed", "%s", sb_auth_result_reason(&res));
     }
     sb_auth_result_free(&res);
-    sb_free(aud_raw);
-    sb_free(aud_collapsed);
-    sb_buf_free(&collapsed);
     return rc == SB_OK;
 }
 

@@ -185,13 +185,6 @@ static void on_after_work(uv_work_t *w, int status) {
 
 /* ---- the request --------------------------------------------------------------------------------- */
 
-/* The path with repeated '/' collapsed. */
-static void collapse(sb_slice path, sb_buf *out) {
-    for (size_t i = 0; i < path.len; i++)
-        if (path.base[i] != '/' || !out->len || out->data[out->len - 1] != '/')
-            sb_buf_appendc(out, path.base[i]);
-}
-
 int sb_query_api_matches(sb_slice path) {
     size_t i = 0;
     while (i < path.len && path.base[i] == '/')
@@ -250,22 +243,12 @@ static const char *workspace_name(const sb_server *srv, const char *id) {
     return NULL;
 }
 
-static int authorize(sb_conn *c, const sb_http_request *req, const sb_buf *collapsed) {
-    sb_server *srv = c->srv;
-    char *aud_raw = sb_asprintf("%s%.*s", srv->endpoint, (int)req->path.len, req->path.base);
-    char *aud_collapsed = sb_asprintf("%s%s", srv->endpoint, collapsed->data);
-    const char *const auds[] = {aud_raw, aud_collapsed};
+static int authorize(sb_conn *c, const sb_http_request *req) {
     sb_auth_result res;
-    int rc = sb_auth_request(srv, req, 0, auds, strcmp(aud_raw, aud_collapsed) ? 2 : 1, 1, &res);
-    if (rc != SB_OK) {
-        const char *why = res.message.len && sb_utf8_valid(res.message.data, res.message.len)
-                              ? res.message.data
-                              : "Authentication failed.";
-        answer_error(c, res.status == 413 ? 413 : 401, "AuthorizationRequiredError", why);
-    }
+    int rc = sb_auth_arm_request(c->srv, req, &res);
+    if (rc != SB_OK)
+        answer_error(c, res.status == 413 ? 413 : 401, "AuthorizationRequiredError", sb_auth_result_reason(&res));
     sb_auth_result_free(&res);
-    sb_free(aud_raw);
-    sb_free(aud_collapsed);
     return rc == SB_OK;
 }
 
@@ -340,10 +323,10 @@ void sb_query_api_handle(sb_conn *c, sb_http_request *req) {
     sb_server *srv = c->srv;
     sb_buf collapsed;
     sb_buf_init(&collapsed);
-    collapse(req->path, &collapsed);
+    sb_url_path_collapse(req->path, &collapsed);
     char *id = NULL;
     job *j = NULL;
-    if (!authorize(c, req, &collapsed))
+    if (!authorize(c, req))
         goto out;
     id = route_workspace(&collapsed);
     if (!id) {

@@ -546,6 +546,24 @@ static void test_url_path_split(void **state) {
         sb_buf_free(&seg[i]);
 }
 
+static void expect_collapsed(const char *in, const char *want) {
+    sb_buf b;
+    sb_buf_init(&b);
+    sb_url_path_collapse(sb_slice_make(in, strlen(in)), &b);
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.len ? b.data : "", want, b.len);
+    sb_buf_free(&b);
+}
+
+static void test_url_path_collapse(void **state) {
+    expect_collapsed("", "");
+    expect_collapsed("/", "/");
+    expect_collapsed("///", "/");
+    expect_collapsed("//subscriptions//s/x///", "/subscriptions/s/x/");
+    expect_collapsed("a//b", "a/b");
+    expect_collapsed("/a%2F%2Fb", "/a%2F%2Fb"); /* escaped slashes are not slashes */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simple_get),
@@ -568,6 +586,7 @@ int main(void) {
         cmocka_unit_test(test_url_decode),
         cmocka_unit_test(test_url_encode),
         cmocka_unit_test(test_url_path_split),
+        cmocka_unit_test(test_url_path_collapse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
