@@ -25,14 +25,15 @@
 #include "auth/jwt.h"
 
 #include <ctype.h>
-#include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 
 #include "util/base64.h"
 #include "util/error.h"
@@ -58,17 +59,74 @@ static const jwt_alg *find_alg(const char *name) {
     return NULL;
 }
 
+/*
+ * Keyed HMAC states.  The one-shot HMAC() looks up the digest and MAC implementations and runs the key schedule on
+ * every call; a token is verified on every negotiate, connect and REST request, always with one of a few keys.  So
+ * each (algorithm, key) pair gets one keyed EVP_MAC_CTX, kept in a small table, and a call works on a duplicate of
+ * it.  The table is shared by every thread (token generation can run off the loop) under one mutex held only for
+ * the lookup and the duplication.  Entries live until the process ends or are replaced round robin once the table
+ * is full (keys are rotated rarely); a copy of the key is kept to compare and is wiped when the entry goes.
+ */
+#define MAC_SLOTS 8
+
+typedef struct mac_slot {
+    const jwt_alg *alg;
+    char *key;
+    size_t key_len;
+    EVP_MAC_CTX *ctx;
+} mac_slot;
+
+static pthread_mutex_t mac_mu = PTHREAD_MUTEX_INITIALIZER;
+static EVP_MAC *hmac_impl;
+static mac_slot mac_slots[MAC_SLOTS];
+static unsigned mac_next;
+
+/* A duplicate of the keyed state for (alg, key), or NULL.  Caller holds mac_mu. */
+static EVP_MAC_CTX *keyed_dup(const jwt_alg *alg, const char *key, size_t key_len) {
+    for (unsigned i = 0; i < MAC_SLOTS; i++) {
+        mac_slot *s = &mac_slots[i];
+        if (s->ctx && s->alg == alg && s->key_len == key_len && memcmp(s->key, key, key_len) == 0)
+            return EVP_MAC_CTX_dup(s->ctx);
+    }
+    if (!hmac_impl && !(hmac_impl = EVP_MAC_fetch(NULL, "HMAC", NULL)))
+        return NULL;
+    EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_impl);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)EVP_MD_get0_name(alg->md()), 0),
+        OSSL_PARAM_construct_end(),
+    };
+    static const unsigned char no_key; /* a NULL key would mean "keep the previous one" */
+    if (!ctx || !EVP_MAC_init(ctx, key_len ? (const unsigned char *)key : &no_key, key_len, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    mac_slot *s = &mac_slots[mac_next++ % MAC_SLOTS];
+    if (s->ctx) {
+        EVP_MAC_CTX_free(s->ctx);
+        OPENSSL_clear_free(s->key, s->key_len);
+    }
+    s->alg = alg;
+    s->key = OPENSSL_memdup(key_len ? key : "", key_len ? key_len : 1);
+    s->key_len = key_len;
+    s->ctx = s->key ? ctx : NULL;
+    if (!s->ctx) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return EVP_MAC_CTX_dup(ctx);
+}
+
 /* HMAC of data under key into md (EVP_MAX_MD_SIZE bytes); returns the MAC length, 0 on failure. */
 static unsigned mac(const jwt_alg *alg, const char *key, size_t key_len, const char *data, size_t n,
                     unsigned char *md) {
-    static const unsigned char no_key; /* HMAC() wants a non-NULL pointer even for an empty key */
-    unsigned len = 0;
-    if (key_len > INT_MAX)
-        return 0;
-    if (!HMAC(alg->md(), key_len ? (const void *)key : &no_key, (int)key_len, (const unsigned char *)data, n,
-              md, &len))
-        return 0;
-    return len;
+    pthread_mutex_lock(&mac_mu);
+    EVP_MAC_CTX *ctx = keyed_dup(alg, key, key_len);
+    pthread_mutex_unlock(&mac_mu);
+    size_t len = 0;
+    int ok = ctx && EVP_MAC_update(ctx, (const unsigned char *)data, n) &&
+             EVP_MAC_final(ctx, md, &len, EVP_MAX_MD_SIZE);
+    EVP_MAC_CTX_free(ctx);
+    return ok ? (unsigned)len : 0;
 }
 
 int sb_jwt_sign(const char *alg, const char *key, size_t key_len, json_t *payload, char **out) {
@@ -124,6 +182,35 @@ static json_t *decode_object(const char *s, size_t n, sb_buf *scratch) {
     return j;
 }
 
+/*
+ * The algorithm a header segment names, or NULL with *reason set.  Tokens of one issuer share their header
+ * segment byte for byte, so the last one that named a known algorithm is remembered per thread (same bytes, same
+ * answer) and its base64 and JSON decoding skipped.
+ */
+static const jwt_alg *header_alg(const char *seg, size_t n, sb_buf *scratch, const char **reason) {
+    static _Thread_local char seen[128];
+    static _Thread_local size_t seen_len;
+    static _Thread_local const jwt_alg *seen_alg;
+    if (seen_alg && n == seen_len && memcmp(seg, seen, n) == 0)
+        return seen_alg;
+    json_t *header = decode_object(seg, n, scratch);
+    const char *alg_name = json_string_value(json_object_get(header, "alg"));
+    const jwt_alg *alg = find_alg(alg_name);
+    if (!alg_name)
+        *reason = SB_JWT_REASON_MALFORMED;
+    else if (strcasecmp(alg_name, "none") == 0)
+        *reason = SB_JWT_REASON_ALG_NONE;
+    else if (!alg)
+        *reason = SB_JWT_REASON_ALG_NOT_ALLOWED;
+    json_decref(header);
+    if (alg && n <= sizeof seen) {
+        memcpy(seen, seg, n);
+        seen_len = n;
+        seen_alg = alg;
+    }
+    return alg;
+}
+
 /* The part of verification that owns allocations; sb_jwt_verify maps its reason to a return code. */
 static const char *verify(const char *token, size_t len, const sb_jwt_verify_opts *opts, sb_buf *scratch,
                           json_t **payload_out) {
@@ -133,20 +220,10 @@ static const char *verify(const char *token, size_t len, const sb_jwt_verify_opt
     if (!dot2 || memchr(dot2 + 1, '.', (size_t)(end - dot2 - 1)))
         return SB_JWT_REASON_MALFORMED;
 
-    json_t *header = decode_object(token, (size_t)(dot1 - token), scratch);
-    json_t *alg_json = json_object_get(header, "alg");
-    const char *alg_name = json_string_value(alg_json);
-    const jwt_alg *alg = find_alg(alg_name);
     const char *reason = NULL;
-    if (!alg_name)
-        reason = SB_JWT_REASON_MALFORMED;
-    else if (strcasecmp(alg_name, "none") == 0)
-        reason = SB_JWT_REASON_ALG_NONE;
-    else if (!alg)
-        reason = SB_JWT_REASON_ALG_NOT_ALLOWED;
-    else if (!alg_allowed(alg, opts))
+    const jwt_alg *alg = header_alg(token, (size_t)(dot1 - token), scratch, &reason);
+    if (!reason && !alg_allowed(alg, opts))
         reason = alg->refused;
-    json_decref(header);
     if (reason)
         return reason;
 

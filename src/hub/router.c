@@ -13,7 +13,6 @@
  */
 #include <ctype.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "hub/hub.h"
 #include "net/conn.h"
@@ -22,6 +21,7 @@
 #include "util/alloc.h"
 #include "util/base64.h"
 #include "util/error.h"
+#include "util/random.h"
 
 /* ---- hubs ----------------------------------------------------------------- */
 
@@ -179,14 +179,10 @@ static void member_add(sb_client *c, const char *group) {
 
 static void random_id(char out[SB_ID_LEN + 1]) {
     unsigned char raw[16];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        abort(); /* the kernel's CSPRNG is not optional */
-    sb_buf b;
-    sb_buf_init(&b);
-    sb_base64url_encode(raw, sizeof raw, &b);
-    memcpy(out, b.data, SB_ID_LEN);
+    _Static_assert(SB_BASE64URL_LEN(sizeof raw) == SB_ID_LEN, "an id is 16 random bytes in base64url");
+    sb_random_bytes(raw, sizeof raw);
+    sb_base64url_encode_to(raw, sizeof raw, out);
     out[SB_ID_LEN] = '\0';
-    sb_buf_free(&b);
 }
 
 /*

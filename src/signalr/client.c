@@ -172,18 +172,17 @@ static void negotiate(sb_conn *c, sb_http_request *req, sb_hub *hub, json_t *cla
     }
     snprintf(cl->caller_ip, sizeof cl->caller_ip, "%s", c->peer_ip);
 
-    json_t *body = json_object();
-    json_object_set_new(body, "negotiateVersion", json_integer(version));
-    json_object_set_new(body, "connectionId", json_string(cl->id));
-    if (version >= 1)
-        json_object_set_new(body, "connectionToken", json_string(cl->token));
-    json_t *ts = json_array();
-    json_array_append_new(ts, json_pack("{s:s,s:[s,s]}", "transport", "WebSockets", "transferFormats", "Text", "Binary"));
-    json_array_append_new(ts, json_pack("{s:s,s:[s]}", "transport", "ServerSentEvents", "transferFormats", "Text"));
-    json_array_append_new(ts, json_pack("{s:s,s:[s,s]}", "transport", "LongPolling", "transferFormats", "Text", "Binary"));
-    json_object_set_new(body, "availableTransports", ts);
-    sb_http_respond_json(c, 200, body);
-    json_decref(body);
+    /* Written directly rather than built with jansson: this runs once per connection, the shape is fixed and
+     * both ids are base64url (nothing to escape).  Keys in the order the ASP.NET Core server writes them. */
+    char body[512];
+    int n = snprintf(body, sizeof body,
+                     "{\"negotiateVersion\":%d,\"connectionId\":\"%s\"%s%s%s,\"availableTransports\":["
+                     "{\"transport\":\"WebSockets\",\"transferFormats\":[\"Text\",\"Binary\"]},"
+                     "{\"transport\":\"ServerSentEvents\",\"transferFormats\":[\"Text\"]},"
+                     "{\"transport\":\"LongPolling\",\"transferFormats\":[\"Text\",\"Binary\"]}]}",
+                     version, cl->id, version >= 1 ? ",\"connectionToken\":\"" : "", version >= 1 ? cl->token : "",
+                     version >= 1 ? "\"" : "");
+    sb_http_respond(c, 200, "application/json", body, n > 0 && (size_t)n < sizeof body ? (size_t)n : 0, NULL);
 }
 
 /* ---- connect requests ------------------------------------------------------- */

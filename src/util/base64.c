@@ -23,10 +23,9 @@
 static const char std_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char url_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-static void encode(const char *alphabet, int pad, const void *p, size_t n, sb_buf *out) {
+/* Encode n bytes at p into d (room for (n + 2) / 3 * 4 characters, no terminator); returns the end. */
+static char *encode_to(const char *alphabet, int pad, const void *p, size_t n, char *d) {
     const unsigned char *s = p;
-    sb_buf_reserve(out, (n + 2) / 3 * 4);
-    char *d = out->data + out->len;
     size_t i = 0;
     for (; i + 3 <= n; i += 3) {
         uint32_t v = (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
@@ -51,7 +50,12 @@ static void encode(const char *alphabet, int pad, const void *p, size_t n, sb_bu
         if (pad)
             *d++ = '=';
     }
-    out->len = (size_t)(d - out->data);
+    return d;
+}
+
+static void encode(const char *alphabet, int pad, const void *p, size_t n, sb_buf *out) {
+    sb_buf_reserve(out, (n + 2) / 3 * 4);
+    out->len = (size_t)(encode_to(alphabet, pad, p, n, out->data + out->len) - out->data);
     out->data[out->len] = '\0';
 }
 
@@ -61,6 +65,10 @@ void sb_base64_encode(const void *p, size_t n, sb_buf *out) {
 
 void sb_base64url_encode(const void *p, size_t n, sb_buf *out) {
     encode(url_alphabet, 0, p, n, out);
+}
+
+size_t sb_base64url_encode_to(const void *p, size_t n, char *out) {
+    return (size_t)(encode_to(url_alphabet, 0, p, n, out) - out);
 }
 
 /* Value of c in the alphabet whose two last characters are c62 and c63, or -1. */

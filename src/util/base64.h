@@ -14,6 +14,9 @@
 
 void sb_base64_encode(const void *p, size_t n, sb_buf *out);
 void sb_base64url_encode(const void *p, size_t n, sb_buf *out);
+/* Into a caller's array with room for SB_BASE64URL_LEN(n) characters, no terminator; returns the length. */
+#define SB_BASE64URL_LEN(n) (((n) * 4 + 2) / 3)
+size_t sb_base64url_encode_to(const void *p, size_t n, char *out);
 /* Decoding accepts input with or without '=' padding. */
 int sb_base64_decode(const char *s, size_t n, sb_buf *out);
 int sb_base64url_decode(const char *s, size_t n, sb_buf *out);

@@ -174,6 +174,11 @@ static void test_round_trip_all_lengths(void **state) {
         sb_buf_reset(&d);
         sb_base64url_encode(data, n, &e);
         assert_null(memchr(e.data, '=', e.len));
+        char direct[sizeof(data) * 4 / 3 + 4];
+        assert_int_equal(sb_base64url_encode_to(data, n, direct), e.len);
+        assert_int_equal(e.len, SB_BASE64URL_LEN(n));
+        if (n)
+            assert_memory_equal(direct, e.data, e.len);
         assert_int_equal(sb_base64url_decode(e.data, e.len, &d), SB_OK);
         assert_int_equal(d.len, n);
         if (n)

@@ -401,6 +401,50 @@ static void test_multiple_keys(void **state) {
     free(t2);
 }
 
+/* More keys than the keyed-HMAC table holds, visited twice and out of order: an entry replaced round robin must
+ * never answer for another key, and every key's tokens keep verifying after their entry was recreated. */
+static void test_key_rotation_beyond_the_table(void **state) {
+    enum { NKEYS = 20 };
+    char *keys[NKEYS], *toks[NKEYS];
+    for (int i = 0; i < NKEYS; i++) {
+        keys[i] = sb_asprintf("rotated-key-%d", i);
+        toks[i] = make_token(i % 2 ? EVP_sha512() : EVP_sha256(), keys[i],
+                             i % 2 ? "{\"alg\":\"HS512\"}" : "{\"alg\":\"HS256\",\"typ\":\"JWT\"}",
+                             "{\"exp\":1700003600}");
+    }
+    for (int round = 0; round < 2; round++)
+        for (int k = 0; k < NKEYS; k++) {
+            int i = round ? (k * 7) % NKEYS : k;
+            const char *mine[] = {keys[i]}, *other[] = {keys[(i + 1) % NKEYS]};
+            sb_jwt_verify_opts o = opts_for(mine, 1);
+            json_decref(expect_verify(toks[i], &o, SB_OK, NULL));
+            o = opts_for(other, 1);
+            expect_verify(toks[i], &o, SB_EAUTH, SB_JWT_REASON_BAD_SIGNATURE);
+        }
+    for (int i = 0; i < NKEYS; i++) {
+        free(keys[i]);
+        free(toks[i]);
+    }
+}
+
+/* The header of the last token is remembered: the same bytes must still meet each call's own allow-list, and a
+ * different header right after is decoded afresh. */
+static void test_remembered_header_is_still_judged(void **state) {
+    static const char *const only512[] = {"HS512"};
+    char *t = hs256("{\"exp\":1700003600}");
+    sb_jwt_verify_opts o = opts_for(keys1, 1);
+    json_decref(expect_verify(t, &o, SB_OK, NULL));
+    o.algs = only512;
+    o.nalgs = 1;
+    expect_verify(t, &o, SB_EAUTH, "The algorithm 'HS256' is not allowed.");
+    char *none = make_token(EVP_sha256(), KEY, "{\"alg\":\"none\",\"typ\":\"JWT\"}", "{\"exp\":1700003600}");
+    o = opts_for(keys1, 1);
+    expect_verify(none, &o, SB_EAUTH, SB_JWT_REASON_ALG_NONE);
+    json_decref(expect_verify(t, &o, SB_OK, NULL));
+    free(t);
+    free(none);
+}
+
 static void test_empty_key(void **state) {
     static const char *const empty[] = {""};
     json_t *p = json_pack("{s:I}", "exp", (json_int_t)NOW + 10);
@@ -648,6 +692,8 @@ int main(void) {
         cmocka_unit_test(test_audience_arrays_and_message),
         cmocka_unit_test(test_user_id_precedence),
         cmocka_unit_test(test_claim_string),
+        cmocka_unit_test(test_key_rotation_beyond_the_table),
+        cmocka_unit_test(test_remembered_header_is_still_judged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
