@@ -37,10 +37,13 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "auth/auth.h"
+#include "auth/jwt.h"
 #include "diag/events.h"
 #include "diag/names.h"
 #include "hub/hub.h"
@@ -58,7 +61,7 @@
 enum { M_GET = 1, M_HEAD = 2, M_POST = 4, M_PUT = 8, M_DELETE = 16, M_READ = M_GET | M_HEAD };
 static const char *const method_names[] = {"GET", "HEAD", "POST", "PUT", "DELETE"}; /* bit order */
 
-enum { Q_EXCLUDED = 1, Q_REASON = 2, Q_TTL = 4 };
+enum { Q_EXCLUDED = 1, Q_REASON = 2, Q_TTL = 4, Q_TOKEN = 8 };
 
 typedef struct route_def {
     const char *pattern;
@@ -88,6 +91,7 @@ static const route_def routes[] = {
     /* 2022-06-01 family: ?api-version= required (except health), optional ?application= */
     {"health", M_READ, SB_REST_OP_HEALTH, 200, 0},
     {"hubs/{h}/:send", M_POST, SB_REST_OP_SEND_HUB, 202, Q_EXCLUDED},
+    {"hubs/{h}/:generateToken", M_POST, SB_REST_OP_GENERATE_TOKEN, 200, Q_TOKEN},
     {"hubs/{h}/:closeConnections", M_POST, SB_REST_OP_CLOSE_HUB, 204, Q_EXCLUDED | Q_REASON},
     {"hubs/{h}/users/{u}/:send", M_POST, SB_REST_OP_SEND_USER, 202, 0},
     {"hubs/{h}/users/{u}/:closeConnections", M_POST, SB_REST_OP_CLOSE_USER, 204, Q_EXCLUDED | Q_REASON},
@@ -270,6 +274,17 @@ static int parse_ttl(const sb_buf *v, long *ttl) {
     return SB_OK;
 }
 
+/* minutesToExpire: a whole number of minutes, 1 to a year (the token's exp must stay far from overflow). */
+static int parse_minutes(const sb_buf *v, long *minutes) {
+    if (!v->len || v->len > 6 || strspn(v->data, "0123456789") != v->len)
+        return SB_EINVAL;
+    long n = strtol(v->data, NULL, 10);
+    if (n < 1 || n > 525600)
+        return SB_EINVAL;
+    *minutes = n;
+    return SB_OK;
+}
+
 /* Copy the captured segments of the matched pattern into out. */
 static int capture(const char *pat, const sb_buf seg[], sb_rest_route_t *out) {
     size_t i = 0;
@@ -315,6 +330,16 @@ static int read_query(const route_def *rd, sb_slice query, sb_buf *v, sb_rest_ro
         if (found < 0 || (found && v->len && parse_ttl(v, &out->ttl) != SB_OK))
             return invalid(out, "Invalid ttl: expected a whole number of seconds, 0 or more.");
     }
+    if (rd->query & Q_TOKEN) {
+        found = query_first(query, "userId", v);
+        if (found < 0 || (found && !text_ok(v->data, v->len)))
+            return invalid(out, "Invalid userId.");
+        if (found && v->len)
+            out->user = sb_strndup(v->data, v->len);
+        found = query_first(query, "minutesToExpire", v);
+        if (found < 0 || (found && v->len && parse_minutes(v, &out->minutes) != SB_OK))
+            return invalid(out, "Invalid minutesToExpire: expected a whole number of minutes from 1 to 525600.");
+    }
     return SB_OK;
 }
 
@@ -327,6 +352,8 @@ static int route_matched(const route_def *rd, const sb_buf seg[], sb_slice query
     int rc = capture(rd->pattern, seg, out);
     if (rc == SB_OK && out->version == 2 && out->op != SB_REST_OP_HEALTH)
         rc = check_api_version(query, &v, out);
+    if (rc == SB_OK && out->op == SB_REST_OP_GENERATE_TOKEN && strcmp(v.data, "2022-06-01") == 0)
+        rc = fail(out, 404, "Error.NotFound", "No API matches the request path in api-version 2022-06-01.");
     if (rc == SB_OK && out->hub && !sb_hub_name_valid(out->hub))
         rc = invalid(out, "Invalid hub name.");
     if (rc == SB_OK && out->hub && out->version == 2) {
@@ -352,6 +379,7 @@ static int route_matched(const route_def *rd, const sb_buf seg[], sb_slice query
 int sb_rest_route(const char *method, sb_slice path, sb_slice query, sb_rest_route_t *out) {
     memset(out, 0, sizeof *out);
     out->ttl = -1;
+    out->minutes = 60;
     sb_buf seg[MAX_SEGMENTS];
     size_t nseg = 0;
     for (size_t i = 0; i < MAX_SEGMENTS; i++)
@@ -630,6 +658,33 @@ static int deliver(sb_conn *c, const sb_http_request *req, const sb_rest_route_t
     return 1;
 }
 
+/* :generateToken: the client access token an app's negotiate endpoint would hand out for this hub (audience
+ * {endpoint}/client/?hub=<hub>, lifetime minutesToExpire, the user id as nameid), signed with the primary key. */
+static void generate_token(sb_conn *c, const sb_rest_route_t *rt) {
+    sb_server *srv = c->srv;
+    const char *key = srv->access_keys[0];
+    json_int_t now = (json_int_t)time(NULL);
+    char *aud = sb_asprintf("%s/client/?hub=%s", srv->endpoint, rt->hub);
+    json_t *claims = json_pack("{s:s, s:I, s:I, s:I}", "aud", aud, "iat", now, "nbf", now, "exp",
+                               now + (json_int_t)rt->minutes * 60);
+    sb_free(aud);
+    if (rt->user)
+        json_object_set_new(claims, "nameid", json_string(rt->user));
+    char *token = NULL;
+    int rc = key ? sb_jwt_sign("HS256", key, strlen(key), claims, &token) : SB_EINVAL;
+    json_decref(claims);
+    if (rc != SB_OK) {
+        respond_error(c, 500, "Error.Internal", "The token could not be signed.", NULL);
+        return;
+    }
+    json_t *body = json_pack("{s:s}", "token", token);
+    char *text = json_dumps(body, JSON_COMPACT);
+    sb_http_respond(c, 200, "application/json; charset=utf-8", text, strlen(text), NULL);
+    free(text); /* jansson's allocator is plain malloc here */
+    json_decref(body);
+    sb_free(token);
+}
+
 static void execute(sb_conn *c, const sb_http_request *req, const sb_rest_route_t *rt) {
     sb_router *r = &c->srv->router;
     sb_hub *hub = sb_router_find_hub(r, rt->hub);
@@ -691,6 +746,9 @@ static void execute(sb_conn *c, const sb_http_request *req, const sb_rest_route_
         if (hub)
             sb_router_user_group_remove_all(hub, rt->user);
         break;
+    case SB_REST_OP_GENERATE_TOKEN:
+        generate_token(c, rt);
+        return;
     default:
         break;
     }

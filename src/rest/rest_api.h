@@ -17,9 +17,13 @@
  * responses (net/http.h).
  *
  * Called by: net/http.c for every request whose path starts with /api/.
- * Not here: the HTTP parser, token verification, the hub indexes; the
- * 2022-11-01+ additions (:generateToken, :execute, /api/auth/accessKey) and the
- * 2024-12-01 client-result and stream routes are not served (404).
+ * 2022-11-01+: POST /api/hubs/{hub}/:generateToken?userId=&minutesToExpire=
+ * answers {"token":"<client access token for the hub>"}, signed with the
+ * primary access key, as the Management SDK's NegotiateAsync would make it.
+ *
+ * Not here: the HTTP parser, token verification, the hub indexes; :execute
+ * (OData filters), /api/auth/accessKey and the 2024-12-01 client-result and
+ * stream routes are not served (404).
  */
 #ifndef SB_REST_API_H
 #define SB_REST_API_H
@@ -52,6 +56,7 @@ typedef enum sb_rest_op {
     SB_REST_OP_USER_GROUP_ADD,
     SB_REST_OP_USER_GROUP_REMOVE,
     SB_REST_OP_USER_LEAVE_ALL, /* DELETE .../users/{user}/groups */
+    SB_REST_OP_GENERATE_TOKEN, /* POST .../:generateToken (2022-11-01 and later) */
     SB_REST_OP_COUNT
 } sb_rest_op;
 
@@ -62,12 +67,13 @@ typedef struct sb_rest_route_t {
     int status;  /* success: the status to answer with; failure: 400, 404 or 405 */
     char *hub;   /* as sent (the router lower-cases), "app_hub" with ?application=; NULL if none */
     char *group; /* NULL when the route has no such segment */
-    char *user;
+    char *user; /* the {user} segment, or :generateToken's ?userId= */
     char *connection;
     char *reason;    /* ?reason= for closes; NULL if absent */
     char **excluded; /* ?excluded= connection ids (repeatable), empty values dropped */
     size_t nexcluded;
     long ttl;               /* ?ttl= seconds for user-group add; -1 when absent */
+    long minutes;           /* :generateToken's ?minutesToExpire= (default 60) */
     const char *error_code; /* failure: x-ms-error-code value, e.g. "Error.InvalidArgument" */
     char allow[40];         /* 405: the Allow header value */
     char message[200];      /* failure: human-readable reason */

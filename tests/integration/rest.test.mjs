@@ -212,6 +212,49 @@ describe('2022-06-01 API', () => {
     });
 });
 
+describe('2022-11-01 and later: :generateToken', () => {
+    const hub = 'resttoken';
+    const payloadOf = (token) => JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+
+    it('answers 200 {token}; an official client connects with it as that user and is reached by user sends', async () => {
+        const res = await expectStatus('POST',
+            `/api/hubs/${hub}/:generateToken?api-version=2022-11-01&userId=${encodeURIComponent('tok user')}&minutesToExpire=5`, 200);
+        assert.match(res.headers['content-type'], /^application\/json/);
+        const { token } = res.json();
+        const claims = payloadOf(token);
+        assert.equal(claims.aud, `${server.endpoint}/client/?hub=${hub}`);
+        assert.equal(claims.nameid, 'tok user');
+        assert.equal(claims.exp - claims.iat, 300);
+        assert.ok(Math.abs(claims.iat - Date.now() / 1000) < 60);
+
+        const c = await client(hub, undefined, { token });
+        const marker = uniq('tok');
+        await expectStatus('POST', `/api/hubs/${hub}/users/${encodeURIComponent('tok user')}/:send${v2022()}`, 202, send(marker));
+        await c.waitMessage('m', (a) => a[0] === marker);
+    });
+
+    it('defaults to an hour and no user; the token opens this hub only', async () => {
+        const res = await expectStatus('POST', `/api/hubs/${hub}/:generateToken?api-version=2024-01-01`, 200);
+        const { token } = res.json();
+        const claims = payloadOf(token);
+        assert.equal(claims.exp - claims.iat, 3600);
+        assert.equal(claims.nameid, undefined);
+        await client(hub, undefined, { token });
+        const other = await fetch(`${server.endpoint}/client/negotiate?hub=elsewhere&negotiateVersion=1`,
+            { method: 'POST', headers: { Authorization: `Bearer ${token}` } });
+        assert.equal(other.status, 401);
+    });
+
+    it('is not part of 2022-06-01 (404), refuses a bad minutesToExpire (400) and needs a REST token (401)', async () => {
+        await expectStatus('POST', `/api/hubs/${hub}/:generateToken${v2022()}`, 404);
+        for (const m of ['0', '-5', 'soon', '525601']) {
+            const res = await expectStatus('POST', `/api/hubs/${hub}/:generateToken?api-version=2023-07-01&minutesToExpire=${m}`, 400);
+            assert.equal(res.headers['x-ms-error-code'], 'Error.InvalidArgument');
+        }
+        await expectStatus('POST', `/api/hubs/${hub}/:generateToken?api-version=2023-07-01`, 401, { token: null });
+    });
+});
+
 describe('request bodies', () => {
     const hub = 'restbody';
 

@@ -461,6 +461,46 @@ static void test_reason(void **state) {
     sb_rest_route_free(&r);
 }
 
+static void test_generate_token(void **state) {
+    sb_rest_route_t r;
+    assert_int_equal(route("POST", "/api/hubs/Chat/:generateToken?api-version=2022-11-01&userId=u%201&minutesToExpire=5",
+                           &r),
+                     SB_OK);
+    assert_int_equal(r.op, SB_REST_OP_GENERATE_TOKEN);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.hub, "Chat");
+    assert_string_equal(r.user, "u 1");
+    assert_int_equal(r.minutes, 5);
+    sb_rest_route_free(&r);
+    /* defaults: no user, an hour; the application prefixes the hub as for every other route */
+    assert_int_equal(route("POST", "/api/hubs/chat/:generateToken?api-version=2024-01-01&userId=&application=app", &r),
+                     SB_OK);
+    assert_null(r.user);
+    assert_int_equal(r.minutes, 60);
+    assert_string_equal(r.hub, "app_chat");
+    sb_rest_route_free(&r);
+    /* not in 2022-06-01, and not over /api/v1 */
+    assert_int_equal(route("POST", "/api/hubs/chat/:generateToken" V2, &r), SB_ENOENT);
+    assert_int_equal(r.status, 404);
+    sb_rest_route_free(&r);
+    assert_int_equal(route("POST", "/api/v1/hubs/chat/:generateToken", &r), SB_ENOENT);
+    sb_rest_route_free(&r);
+    assert_int_equal(route("GET", "/api/hubs/chat/:generateToken?api-version=2022-11-01", &r), SB_EPERM);
+    sb_rest_route_free(&r);
+    static const char *const bad[] = {"0", "-1", "1.5", "525601", "9999999", "x", "%"};
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        char url[200];
+        snprintf(url, sizeof url, "/api/hubs/chat/:generateToken?api-version=2023-07-01&minutesToExpire=%s", bad[i]);
+        assert_int_equal(route("POST", url, &r), SB_EINVAL);
+        assert_int_equal(r.status, 400);
+        sb_rest_route_free(&r);
+    }
+    assert_int_equal(route("POST", "/api/hubs/chat/:generateToken?api-version=2023-07-01&minutesToExpire=525600", &r),
+                     SB_OK);
+    assert_int_equal(r.minutes, 525600);
+    sb_rest_route_free(&r);
+}
+
 static void test_ttl(void **state) {
     static const struct {
         const char *query;
@@ -694,6 +734,7 @@ int main(void) {
         cmocka_unit_test(test_group_name_length),
         cmocka_unit_test(test_excluded),
         cmocka_unit_test(test_reason),
+        cmocka_unit_test(test_generate_token),
         cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_truncated_paths),
         cmocka_unit_test(test_send_json),
