@@ -336,17 +336,24 @@ static const char *trimmed(sqlite3_value *v, size_t *n) {
     return s;
 }
 
-static void fn_tolong(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+/* The trimmed text of v as a C string in buf (cap bytes), or NULL when it is null, empty or too long to be a
+ * number (tolong, toreal). */
+static const char *trimmed_copy(sqlite3_value *v, char *buf, size_t cap) {
     size_t n;
-    const char *s = trimmed(argv[0], &n);
-    char buf[32];
-    if (!s || !n || n >= sizeof buf) {
+    const char *s = trimmed(v, &n);
+    if (!s || !n || n >= cap)
+        return NULL;
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void fn_tolong(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+    char buf[32], *end;
+    if (!trimmed_copy(argv[0], buf, sizeof buf)) {
         sqlite3_result_null(ctx);
         return;
     }
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
     errno = 0;
     long long v = strtoll(buf, &end, 10);
     if (*end || errno)
@@ -356,16 +363,11 @@ static void fn_tolong(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
 }
 
 static void fn_toreal(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
-    size_t n;
-    const char *s = trimmed(argv[0], &n);
-    char buf[64];
-    if (!s || !n || n >= sizeof buf) {
+    char buf[64], *end;
+    if (!trimmed_copy(argv[0], buf, sizeof buf)) {
         sqlite3_result_null(ctx);
         return;
     }
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *end;
     double v = strtod(buf, &end);
     if (*end)
         sqlite3_result_null(ctx);

@@ -912,7 +912,10 @@ static void op_where(tr *t, const sb_kql_op *op) {
     row_stage(t, visible_list(t), p.sql, t->cols, t->ncols);
 }
 
-static void op_project(tr *t, const sb_kql_op *op) {
+/* The SELECT list of project and distinct: each item translated and named (its own name, the column it reads,
+ * or Column1...), names unique; the new columns in *cols_out.  `verb` completes "the column 'x' is ... more than
+ * once". */
+static char *named_list(tr *t, const sb_kql_op *op, const char *verb, col **cols_out, size_t *n_out) {
     col *cols = NULL;
     size_t n = 0;
     char *list = sb_kql_strdup(t->a, "");
@@ -923,11 +926,20 @@ static void op_project(tr *t, const sb_kql_op *op) {
         if (!name)
             name = next_column_name(t, cols, n);
         if (name_taken(cols, n, name))
-            fail_at(t, it->name_pos, "the column '%s' is projected more than once", name);
+            fail_at(t, it->name_pos, "the column '%s' is %s more than once", name, verb);
         col c = {name, v.type == SB_KQL_T_NULL ? SB_KQL_T_STRING : v.type};
         sb_kql_push(t->a, &cols, &n, &c, sizeof c);
         list = sb_kql_sprintf(t->a, "%s%s%s AS %s", list, i ? ", " : "", v.sql, quote_ident(t, name));
     }
+    *cols_out = cols;
+    *n_out = n;
+    return list;
+}
+
+static void op_project(tr *t, const sb_kql_op *op) {
+    col *cols;
+    size_t n;
+    char *list = named_list(t, op, "projected", &cols, &n);
     row_stage(t, list, NULL, cols, n);
 }
 
@@ -1163,21 +1175,9 @@ static void op_distinct(tr *t, const sb_kql_op *op) {
         t->nkeys = 0;
         return;
     }
-    col *cols = NULL;
-    size_t n = 0;
-    char *list = sb_kql_strdup(t->a, "");
-    for (size_t i = 0; i < op->nitems; i++) {
-        const sb_kql_named *it = &op->items[i];
-        tx v = tr_expr(t, it->expr);
-        const char *name = it->name ? it->name : expr_name(t, it->expr);
-        if (!name)
-            name = next_column_name(t, cols, n);
-        if (name_taken(cols, n, name))
-            fail_at(t, it->name_pos, "the column '%s' is listed more than once", name);
-        col c = {name, v.type == SB_KQL_T_NULL ? SB_KQL_T_STRING : v.type};
-        sb_kql_push(t->a, &cols, &n, &c, sizeof c);
-        list = sb_kql_sprintf(t->a, "%s%s%s AS %s", list, i ? ", " : "", v.sql, quote_ident(t, name));
-    }
+    col *cols;
+    size_t n;
+    char *list = named_list(t, op, "listed", &cols, &n);
     push_stage(t, sb_kql_sprintf(t->a, "SELECT DISTINCT %s FROM %s", list, prev(t)));
     t->cols = cols;
     t->ncols = n;

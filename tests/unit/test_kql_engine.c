@@ -611,6 +611,9 @@ static void test_semantic_errors(void **state) {
     expect_error(
         T "| project UserId, UserId", SB_EPROTO,
         "Semantic error at 1:48: 'project' operator: the column 'UserId' is projected more than once");
+    expect_error(
+        T "| distinct UserId, UserId", SB_EPROTO,
+        "Semantic error at 1:49: 'distinct' operator: the column 'UserId' is listed more than once");
     expect_error(T "| project-away Nope", SB_EPROTO,
                  "Semantic error at 1:45: 'project-away' operator: Failed to resolve column named 'Nope'");
     expect_error(T "| project-away *", SB_EPROTO,
