@@ -408,57 +408,59 @@ static int rd_bin(reader *r, sb_svc_bytes *out) {
     return 0;
 }
 
-static int rd_strv(reader *r, sb_svc_strv *out) {
+/* The header of a list (map: 0) or map (1) whose elements the caller reads next, nil allowed: *v gets n zeroed
+ * elements of `size` bytes (left alone for none) and *count their number.  The caller stores *v before reading
+ * any element, so a failure half way is freed by sb_svc_msg_clear. */
+static int rd_elements(reader *r, int map, void **v, size_t *count, size_t size) {
     uint32_t n;
-    if (rd_container(r, 0, 1, &n))
+    if (rd_container(r, map, 1, &n))
         return -1;
-    if (!n)
-        return 0;
-    out->v = sb_calloc(n, sizeof *out->v);
-    out->n = n; /* set first so a failure half way is freed by sb_svc_msg_clear */
-    for (uint32_t i = 0; i < n; i++)
+    if (n) {
+        *v = sb_calloc(n, size);
+        *count = n;
+    }
+    return 0;
+}
+
+static int rd_strv(reader *r, sb_svc_strv *out) {
+    void *v = NULL;
+    if (rd_elements(r, 0, &v, &out->n, sizeof *out->v))
+        return -1;
+    out->v = v;
+    for (size_t i = 0; i < out->n; i++)
         if (rd_str(r, 1, &out->v[i]))
             return -1;
     return 0;
 }
 
 static int rd_payloads(reader *r, sb_svc_payloads *out) {
-    uint32_t n;
-    if (rd_container(r, 1, 1, &n))
+    void *v = NULL;
+    if (rd_elements(r, 1, &v, &out->n, sizeof *out->v))
         return -1;
-    if (!n)
-        return 0;
-    out->v = sb_calloc(n, sizeof *out->v);
-    out->n = n;
-    for (uint32_t i = 0; i < n; i++)
+    out->v = v;
+    for (size_t i = 0; i < out->n; i++)
         if (rd_str(r, 1, &out->v[i].protocol) || rd_bin(r, &out->v[i].bytes))
             return -1;
     return 0;
 }
 
 static int rd_headers(reader *r, sb_svc_headers *out) {
-    uint32_t n;
-    if (rd_container(r, 1, 1, &n))
+    void *v = NULL;
+    if (rd_elements(r, 1, &v, &out->n, sizeof *out->v))
         return -1;
-    if (!n)
-        return 0;
-    out->v = sb_calloc(n, sizeof *out->v);
-    out->n = n;
-    for (uint32_t i = 0; i < n; i++)
+    out->v = v;
+    for (size_t i = 0; i < out->n; i++)
         if (rd_str(r, 1, &out->v[i].name) || rd_strv(r, &out->v[i].values))
             return -1;
     return 0;
 }
 
 static int rd_claims(reader *r, sb_svc_claims *out) {
-    uint32_t n;
-    if (rd_container(r, 1, 1, &n))
+    void *v = NULL;
+    if (rd_elements(r, 1, &v, &out->n, sizeof *out->v))
         return -1;
-    if (!n)
-        return 0;
-    out->v = sb_calloc(n, sizeof *out->v);
-    out->n = n;
-    for (uint32_t i = 0; i < n; i++)
+    out->v = v;
+    for (size_t i = 0; i < out->n; i++)
         if (rd_str(r, 1, &out->v[i].type) || rd_str(r, 1, &out->v[i].value))
             return -1;
     return 0;
