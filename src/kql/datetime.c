@@ -18,17 +18,6 @@ static int is_digit(char c) {
     return c >= '0' && c <= '9';
 }
 
-/* Exactly w digits at s[*i] (timespans). */
-static int digits(const char *s, size_t n, size_t *i, int w, unsigned *v) {
-    *v = 0;
-    for (int k = 0; k < w; k++, (*i)++) {
-        if (*i >= n || !is_digit(s[*i]))
-            return 0;
-        *v = *v * 10 + (unsigned)(s[*i] - '0');
-    }
-    return 1;
-}
-
 int sb_kql_dt_parse(const char *s, size_t n, int64_t *ticks) {
     while (n && (*s == ' ' || *s == '\t'))
         s++, n--;
@@ -179,7 +168,7 @@ int sb_kql_ts_parse(const char *s, size_t n, int64_t *ticks) {
         neg = 1, i++;
     if (memchr(s, ':', n)) {
         /* [d.]hh:mm[:ss[.f]] */
-        unsigned days = 0, h, m, sec = 0;
+        unsigned days = 0;
         size_t j = i;
         while (j < n && is_digit(s[j]))
             j++;
@@ -190,27 +179,10 @@ int sb_kql_ts_parse(const char *s, size_t n, int64_t *ticks) {
                 days = days * 10 + (unsigned)(s[i] - '0');
             i++;
         }
-        if (!digits(s, n, &i, 2, &h) || i >= n || s[i++] != ':' || !digits(s, n, &i, 2, &m))
+        int64_t clock;
+        if (sb_isotime_parse_clock(s, n, &i, 0, &clock) != SB_OK || i != n)
             return SB_EINVAL;
-        int64_t frac = 0;
-        if (i < n && s[i] == ':') {
-            i++;
-            if (!digits(s, n, &i, 2, &sec))
-                return SB_EINVAL;
-            if (i < n && s[i] == '.') {
-                i++;
-                int64_t fscale = SB_KQL_TICKS_PER_SECOND;
-                if (i >= n || !is_digit(s[i]))
-                    return SB_EINVAL;
-                for (; i < n && is_digit(s[i]); i++) {
-                    fscale /= 10; /* digits finer than a tick do not count */
-                    frac += (s[i] - '0') * fscale;
-                }
-            }
-        }
-        if (i != n || h > 23 || m > 59 || sec > 59)
-            return SB_EINVAL;
-        int64_t v = ((int64_t)days * 86400 + h * 3600 + m * 60 + sec) * SB_KQL_TICKS_PER_SECOND + frac;
+        int64_t v = (int64_t)days * 86400 * SB_KQL_TICKS_PER_SECOND + clock;
         *ticks = neg ? -v : v;
         return SB_OK;
     }

@@ -45,9 +45,35 @@ static unsigned days_in_month(unsigned y, unsigned m) {
     return m == 2 && leap ? 29 : dm[m - 1];
 }
 
+int sb_isotime_parse_clock(const char *s, size_t n, size_t *i, unsigned flags, int64_t *ticks) {
+    unsigned h, mi, sec = 0;
+    int64_t frac = 0;
+    if (!digits(s, n, i, 2, &h) || *i >= n || s[(*i)++] != ':' || !digits(s, n, i, 2, &mi))
+        return SB_EINVAL;
+    if (*i < n && s[*i] == ':') {
+        (*i)++;
+        if (!digits(s, n, i, 2, &sec))
+            return SB_EINVAL;
+        if (*i < n && s[*i] == '.') {
+            (*i)++;
+            if (*i >= n || !is_digit(s[*i]))
+                return SB_EINVAL;
+            for (int64_t scale = SB_TICKS_PER_SECOND; *i < n && is_digit(s[*i]); (*i)++) {
+                scale /= 10; /* digits finer than a tick do not count */
+                frac += (s[*i] - '0') * scale;
+            }
+        }
+    }
+    if (h > 23 || mi > 59 || sec > ((flags & SB_ISOTIME_LEAP_SECOND) ? 60u : 59u))
+        return SB_EINVAL;
+    *ticks = ((int64_t)h * 3600 + mi * 60 + sec) * SB_TICKS_PER_SECOND + frac;
+    return SB_OK;
+}
+
 int sb_isotime_parse(const char *s, size_t n, unsigned flags, int64_t *ticks) {
     size_t i = 0;
-    unsigned y, mo, d, h = 0, mi = 0, sec = 0, frac = 0;
+    unsigned y, mo, d;
+    int64_t clock = 0;
     if (!digits(s, n, &i, 4, &y) || i >= n || s[i++] != '-' || !digits(s, n, &i, 2, &mo) || i >= n ||
         s[i++] != '-' || !digits(s, n, &i, 2, &d))
         return SB_EINVAL;
@@ -55,25 +81,7 @@ int sb_isotime_parse(const char *s, size_t n, unsigned flags, int64_t *ticks) {
         return SB_EINVAL;
     if (i < n && (s[i] == 'T' || s[i] == 't' || (s[i] == ' ' && (flags & SB_ISOTIME_SPACE_SEP)))) {
         i++;
-        if (!digits(s, n, &i, 2, &h) || i >= n || s[i++] != ':' || !digits(s, n, &i, 2, &mi))
-            return SB_EINVAL;
-        if (i < n && s[i] == ':') {
-            i++;
-            if (!digits(s, n, &i, 2, &sec))
-                return SB_EINVAL;
-            if (i < n && s[i] == '.') {
-                i++;
-                int w = 0;
-                for (; i < n && is_digit(s[i]); i++)
-                    if (w < 7)
-                        frac = frac * 10 + (unsigned)(s[i] - '0'), w++;
-                if (w == 0)
-                    return SB_EINVAL;
-                for (; w < 7; w++)
-                    frac *= 10;
-            }
-        }
-        if (h > 23 || mi > 59 || sec > ((flags & SB_ISOTIME_LEAP_SECOND) ? 60u : 59u))
+        if (sb_isotime_parse_clock(s, n, &i, flags, &clock) != SB_OK)
             return SB_EINVAL;
     }
     int64_t offset_s = 0;
@@ -90,7 +98,6 @@ int sb_isotime_parse(const char *s, size_t n, unsigned flags, int64_t *ticks) {
     }
     if (i != n)
         return SB_EINVAL;
-    int64_t secs = sb_days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + mi * 60 + sec - offset_s;
-    *ticks = secs * SB_TICKS_PER_SECOND + frac;
+    *ticks = (sb_days_from_civil(y, mo, d) * 86400 - offset_s) * SB_TICKS_PER_SECOND + clock;
     return SB_OK;
 }

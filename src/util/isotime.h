@@ -36,4 +36,11 @@ enum {
  */
 int sb_isotime_parse(const char *s, size_t n, unsigned flags, int64_t *ticks);
 
+/*
+ * The time-of-day part alone, HH:MM[:SS[.fraction]] at s[*i] (also the clock of a KQL timespan): hours 0-23,
+ * minutes and seconds 0-59 (60 with SB_ISOTIME_LEAP_SECOND), fraction digits past the seventh truncated.  SB_OK
+ * with *ticks since midnight and *i past it (what follows is the caller's), or SB_EINVAL.
+ */
+int sb_isotime_parse_clock(const char *s, size_t n, size_t *i, unsigned flags, int64_t *ticks);
+
 #endif

@@ -105,12 +105,49 @@ static void test_malformed(void **state) {
     }
 }
 
+/* The time of day alone (shared with KQL timespans): ranges, the leap-second flag, the fraction, and that what
+ * follows is left to the caller. */
+static void test_clock(void **state) {
+    static const struct {
+        const char *s;
+        unsigned flags;
+        int64_t ticks; /* -1: refused */
+        size_t end;
+    } cases[] = {
+        {"00:00", 0, 0, 5},
+        {"23:59:59.9999999", 0, (INT64_C(86399) * 10000000) + 9999999, 16},
+        {"01:02:03.123456789Z", 0, INT64_C(3723) * 10000000 + 1234567, 18},
+        {"10:00 rest", 0, INT64_C(36000) * 10000000, 5},
+        {"23:59:60", SB_ISOTIME_LEAP_SECOND, INT64_C(86400) * 10000000, 8},
+        {"23:59:60", 0, -1, 0},
+        {"24:00", 0, -1, 0},
+        {"12:60", 0, -1, 0},
+        {"12:00:5", 0, -1, 0},
+        {"12:00:00.", 0, -1, 0},
+        {"1:00", 0, -1, 0},
+        {"12-00", 0, -1, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        size_t i = 0;
+        int64_t t = -7;
+        int rc = sb_isotime_parse_clock(cases[k].s, strlen(cases[k].s), &i, cases[k].flags, &t);
+        if (cases[k].ticks < 0) {
+            assert_int_equal(rc, SB_EINVAL);
+            continue;
+        }
+        assert_int_equal(rc, SB_OK);
+        assert_int_equal(t, cases[k].ticks);
+        assert_int_equal(i, cases[k].end);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forms),
         cmocka_unit_test(test_calendar),
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
