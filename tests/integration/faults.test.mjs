@@ -21,7 +21,7 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './lib/server.mjs';
-import { connectClient, stopAll } from './lib/client.mjs';
+import { connectClient, stopClientsAndServer } from './lib/client.mjs';
 import { rest, describeResponse } from './lib/rest.mjs';
 import { RESOURCE_ID, metrics, mgmt, readArchive, waitArchive, waitWorkspace } from './lib/logs.mjs';
 import { uniq, waitFor } from './lib/util.mjs';
@@ -66,13 +66,9 @@ describe('internal faults', { skip: !FAULTS_BIN && 'SWITCHBOARD_FAULTS_BIN is no
     let server;
     const clients = [];
     afterEach(async () => {
-        await stopAll(clients.splice(0));
         const s = server;
         server = null;
-        if (s) {
-            s.assertHealthy();
-            await s.stop();
-        }
+        await stopClientsAndServer(clients, s);
     });
 
     it('a failed socket write closes only that client: "Internal server transient error", ServiceTransientError', async () => {

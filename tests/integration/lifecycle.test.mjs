@@ -20,7 +20,7 @@
 import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer } from './lib/server.mjs';
-import { connectClient, stopAll } from './lib/client.mjs';
+import { connectClient, stopClientsAndServer } from './lib/client.mjs';
 import { rawHubSocket } from './lib/hub.mjs';
 import { rest, describeResponse } from './lib/rest.mjs';
 import { metrics, mgmt, waitWorkspace } from './lib/logs.mjs';
@@ -59,13 +59,9 @@ describe('connections the service closes', () => {
     afterEach(async () => {
         raw?.ws.destroy();
         raw = null;
-        await stopAll(clients.splice(0));
         const s = server;
         server = null;
-        if (s) {
-            s.assertHealthy();
-            await s.stop();
-        }
+        await stopClientsAndServer(clients, s);
     });
 
     it('a consumer that stops reading is closed as SlowClient; others keep being served', async () => {

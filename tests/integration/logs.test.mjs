@@ -39,7 +39,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { startServer } from './lib/server.mjs';
 import { startAppServer } from './lib/appserver.mjs';
-import { buildClient, connectClient, stopAll } from './lib/client.mjs';
+import { buildClient, connectClient, stopAll, stopClientsAndServer } from './lib/client.mjs';
 import { negotiate, rawHubSocket } from './lib/hub.mjs';
 import { rest, describeResponse } from './lib/rest.mjs';
 import { restToken, signJwt } from './lib/token.mjs';
@@ -727,13 +727,9 @@ describe('diagnostic client limit', () => {
     let server;
     const clients = [];
     afterEach(async () => {
-        await stopAll(clients.splice(0));
         const s = server;
         server = null;
-        if (s) {
-            s.assertHealthy();
-            await s.stop();
-        }
+        await stopClientsAndServer(clients, s);
     });
 
     // The Throttling record of a refused diagnostic client.

@@ -128,3 +128,13 @@ export function buildClient(server, {
 export async function stopAll(list) {
     await Promise.all(list.filter(Boolean).map((c) => c.stop()));
 }
+
+// A test's teardown: its clients (the array is emptied), then its server, which must have stayed healthy (no
+// crash, no sanitizer report) and must stop cleanly.  The caller clears its own reference to the server first.
+export async function stopClientsAndServer(clients, server) {
+    await stopAll(clients.splice(0));
+    if (server) {
+        server.assertHealthy();
+        await server.stop();
+    }
+}
