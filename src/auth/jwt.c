@@ -100,19 +100,17 @@ static EVP_MAC_CTX *keyed_dup(const jwt_alg *alg, const char *key, size_t key_le
         EVP_MAC_CTX_free(ctx);
         return NULL;
     }
+    char *copy = OPENSSL_memdup(key_len ? key : "", key_len + !key_len); /* never a zero-size request */
+    if (!copy) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
     mac_slot *s = &mac_slots[mac_next++ % MAC_SLOTS];
     if (s->ctx) {
         EVP_MAC_CTX_free(s->ctx);
         OPENSSL_clear_free(s->key, s->key_len);
     }
-    s->alg = alg;
-    s->key = OPENSSL_memdup(key_len ? key : "", key_len ? key_len : 1);
-    s->key_len = key_len;
-    s->ctx = s->key ? ctx : NULL;
-    if (!s->ctx) {
-        EVP_MAC_CTX_free(ctx);
-        return NULL;
-    }
+    *s = (mac_slot){alg, copy, key_len, ctx};
     return EVP_MAC_CTX_dup(ctx);
 }
 

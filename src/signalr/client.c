@@ -174,7 +174,8 @@ static void negotiate(sb_conn *c, sb_http_request *req, sb_hub *hub, json_t *cla
 
     /* Written directly rather than built with jansson: this runs once per connection, the shape is fixed and
      * both ids are base64url (nothing to escape).  Keys in the order the ASP.NET Core server writes them. */
-    char body[512];
+    char body[512]; /* the text below is 272 bytes plus two ids of SB_ID_LEN characters */
+    _Static_assert(272 + 2 * SB_ID_LEN < sizeof body, "the negotiate body fits");
     int n = snprintf(body, sizeof body,
                      "{\"negotiateVersion\":%d,\"connectionId\":\"%s\"%s%s%s,\"availableTransports\":["
                      "{\"transport\":\"WebSockets\",\"transferFormats\":[\"Text\",\"Binary\"]},"
@@ -182,7 +183,7 @@ static void negotiate(sb_conn *c, sb_http_request *req, sb_hub *hub, json_t *cla
                      "{\"transport\":\"LongPolling\",\"transferFormats\":[\"Text\",\"Binary\"]}]}",
                      version, cl->id, version >= 1 ? ",\"connectionToken\":\"" : "", version >= 1 ? cl->token : "",
                      version >= 1 ? "\"" : "");
-    sb_http_respond(c, 200, "application/json", body, n > 0 && (size_t)n < sizeof body ? (size_t)n : 0, NULL);
+    sb_http_respond(c, 200, "application/json", body, (size_t)n, NULL);
 }
 
 /* ---- connect requests ------------------------------------------------------- */
